@@ -1,0 +1,51 @@
+# pg_autoha — automatic failover for PostgreSQL from inside the server.
+#
+#   make && make install          build and install (needs pg_config on PATH)
+#   make unit                     build and run the C unit tests (no server)
+#   make installcheck             pg_regress against a running server started
+#                                 with pg_autoha preloaded, then the TAP tests
+#   test/run_all.sh               everything above on a fresh Debian 12 (root)
+
+MODULE_big = pg_autoha
+OBJS = \
+	$(WIN32RES) \
+	pg_autoha.o \
+	src/dcs.o \
+	src/etcd.o \
+	src/ha.o \
+	src/node.o \
+	src/sql.o \
+	src/worker.o
+PGFILEDESC = "pg_autoha - automatic failover through a leader lease in etcd"
+
+EXTENSION = pg_autoha
+DATA = pg_autoha--1.0.sql
+
+REGRESS = pg_autoha
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+PROVE_FLAGS = -I $(srcdir)/test/perl
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lcurl -ljansson
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Unit tests of the pure parts: plain C, no server, no network.
+UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Werror -I$(srcdir)/src
+UNIT_TESTS = test/unit/test_ha test/unit/test_dcs test/unit/test_etcd_codec
+
+test/unit/test_ha: test/unit/test_ha.c src/ha.c src/ha.h test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_ha.c src/ha.c
+test/unit/test_dcs: test/unit/test_dcs.c src/dcs.c src/etcd.c src/ha.c src/dcs.h test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dcs.c src/dcs.c src/etcd.c src/ha.c -lcurl -ljansson
+test/unit/test_etcd_codec: test/unit/test_etcd_codec.c src/etcd.c src/etcd.h test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_etcd_codec.c src/etcd.c -lcurl -ljansson
+
+.PHONY: unit
+unit: $(UNIT_TESTS)
+	prove -e '' $(UNIT_TESTS)
+
+EXTRA_CLEAN = $(UNIT_TESTS) tmp_check

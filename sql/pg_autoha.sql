@@ -1,0 +1,81 @@
+--
+-- pg_autoha on a single server with the library preloaded and a real etcd
+-- (test/run_all.sh starts both).  Timing-dependent values are turned into
+-- booleans so the expected output is stable.
+--
+CREATE EXTENSION pg_autoha;
+
+-- the objects the extension owns
+SELECT p.proname, pg_get_function_result(p.oid) AS result
+FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_autoha')
+ORDER BY 1;
+
+-- wait (bounded) until the worker leads this one-member cluster
+DO $$
+BEGIN
+  FOR i IN 1..600 LOOP
+    PERFORM 1 FROM autoha_node() WHERE is_leader AND role = 'leader';
+    IF FOUND THEN RETURN; END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RAISE EXCEPTION 'pg_autoha did not take the leader key within 60 s: %',
+    (SELECT row_to_json(n) FROM autoha_node() n);
+END $$;
+
+SELECT node_name, cluster_name, role, in_recovery, leader, is_leader,
+       lease_time_left > '0'::interval AND lease_time_left <= '10s' AS lease_ok,
+       decision, decision_reason, etcd_endpoint LIKE 'http://127.0.0.1:%' AS etcd_ok,
+       last_error, view_age < '10s' AS view_fresh, worker_pid > 0 AS has_worker
+FROM autoha_node();
+
+SELECT name, role, state, host, port = current_setting('port')::int AS port_ok,
+       timeline, lsn > '0/0' AS has_lsn, lag_bytes, is_leader, sync_state, tags,
+       view_age < '10s' AS view_fresh, view_stale
+FROM autoha_status();
+
+-- who may call what: pg_monitor yes, PUBLIC no
+SELECT p.proname,
+       has_function_privilege('pg_monitor', p.oid, 'EXECUTE') AS pg_monitor,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public
+FROM pg_proc p WHERE p.proname IN ('autoha_status', 'autoha_node') ORDER BY 1;
+
+CREATE ROLE autoha_regress_nobody;
+CREATE ROLE autoha_regress_monitor IN ROLE pg_monitor;
+SET ROLE autoha_regress_nobody;
+SELECT count(*) FROM autoha_status();
+SELECT node_name FROM autoha_node();
+RESET ROLE;
+SET ROLE autoha_regress_monitor;
+SELECT count(*) FROM autoha_status();
+SELECT node_name FROM autoha_node();
+RESET ROLE;
+DROP ROLE autoha_regress_nobody;
+DROP ROLE autoha_regress_monitor;
+
+-- bad settings are refused with the setting named and the reason
+ALTER SYSTEM SET autoha.ttl = 1;
+ALTER SYSTEM SET autoha.loop_wait = 50;
+ALTER SYSTEM SET autoha.etcd_endpoints = 'localhost:2379';
+ALTER SYSTEM SET autoha.etcd_endpoints = 'http://127.0.0.1:2379,ftp://127.0.0.1:2379';
+ALTER SYSTEM SET autoha.etcd_endpoints = 'http://etcd.example';
+ALTER SYSTEM SET autoha.node_name = 'bad name';
+ALTER SYSTEM SET autoha.node_name = '';
+ALTER SYSTEM SET autoha.cluster_name = 'a/b';
+ALTER SYSTEM SET autoha.connect_address = 'no-port';
+ALTER SYSTEM SET autoha.connect_address = '127.0.0.1:70000';
+ALTER SYSTEM SET autoha.replication_conninfo = 'host=10.0.0.1 user=replicator';
+ALTER SYSTEM SET autoha.maximum_lag_on_failover = '-1';
+ALTER SYSTEM SET autoha.failover_priority = 0;
+ALTER SYSTEM SET autoha.nofailover = 'maybe';
+ALTER SYSTEM SET autoha.namespace = 'has space';
+ALTER SYSTEM SET autoha.no_such_setting = 1;
+-- settings are server-wide: no session may change them
+SET autoha.ttl = 5;
+SET autoha.nofailover = on;
+-- good values are accepted (and taken back)
+ALTER SYSTEM SET autoha.maximum_lag_on_failover = '16MB';
+ALTER SYSTEM RESET autoha.maximum_lag_on_failover;
+
+DROP EXTENSION pg_autoha;

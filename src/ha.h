@@ -1,0 +1,127 @@
+/*-------------------------------------------------------------------------
+ *
+ * ha.h
+ *	  The cluster view, this server's local state, and the failover decision.
+ *
+ * ha_decide() is a pure function: it takes what the worker observed (the
+ * cluster as etcd shows it, and this server as PostgreSQL shows it) and
+ * returns what to do next.  It takes no locks and does no I/O, so it is
+ * tested by a table of (view, local state) -> action in test/unit/test_ha.c.
+ * Plain C, no PostgreSQL headers.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AUTOHA_HA_H
+#define AUTOHA_HA_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define AUTOHA_MAX_MEMBERS		32
+#define AUTOHA_NAME_LEN			64
+#define AUTOHA_HOST_LEN			256
+#define AUTOHA_STATE_LEN		32
+#define AUTOHA_TAGS_LEN			256
+#define AUTOHA_REASON_LEN		256
+
+#define AUTOHA_INVALID_LSN		((uint64_t) 0)
+
+/* One member as published under <ns>/<cluster>/members/<name>. */
+typedef struct MemberInfo
+{
+	char		name[AUTOHA_NAME_LEN];
+	char		role[AUTOHA_STATE_LEN];	/* "primary", "replica", ... */
+	char		state[AUTOHA_STATE_LEN];	/* "running", "starting", ... */
+	char		replication_state[AUTOHA_STATE_LEN];	/* "streaming" or "" */
+	char		host[AUTOHA_HOST_LEN];
+	int			port;
+	uint32_t	timeline;
+	uint64_t	lsn;			/* xlog_location: write position on a
+								 * primary, received position on a replica */
+	bool		nofailover;
+	int			failover_priority;
+	char		tags[AUTOHA_TAGS_LEN];	/* tags object as compact JSON */
+	int64_t		mod_revision;	/* etcd revision of the last update */
+	int64_t		lease;
+} MemberInfo;
+
+/* The cluster as one read of <ns>/<cluster>/ shows it. */
+typedef struct ClusterView
+{
+	int64_t		revision;		/* etcd header revision of the read */
+	bool		has_initialize;
+	char		initialize[32];	/* system identifier as text */
+	bool		has_leader;
+	char		leader[AUTOHA_NAME_LEN];
+	int64_t		leader_create_revision;	/* the term */
+	int64_t		leader_lease;
+	bool		has_leader_optime;	/* "status" key: {"optime": N, ...} */
+	uint64_t	leader_optime;
+	uint32_t	leader_timeline;	/* "status" timeline, 0 = unknown */
+	int			nmembers;
+	MemberInfo	members[AUTOHA_MAX_MEMBERS];
+} ClusterView;
+
+/* This server, as the worker sees it right now. */
+typedef struct LocalState
+{
+	const char *name;
+	char		sysid[32];
+	bool		in_recovery;
+	bool		streaming;		/* wal receiver is streaming */
+	uint64_t	receive_lsn;	/* replica: flushed by the wal receiver */
+	uint64_t	replay_lsn;		/* replica: replayed */
+	uint64_t	write_lsn;		/* primary: current insert position */
+	uint32_t	timeline;
+	bool		nofailover;
+	int			failover_priority;
+	uint64_t	maximum_lag;	/* autoha.maximum_lag_on_failover */
+	bool		is_leader;		/* we hold the leader key with our lease */
+	char		following[AUTOHA_NAME_LEN]; /* leader primary_conninfo points at */
+	uint64_t	last_leader_lsn;	/* best known position of the last leader */
+
+	/*
+	 * Election bookkeeping kept by the worker across loops: the etcd
+	 * revision at which we first saw the cluster without a leader (0 = there
+	 * is a leader), and how long ago that was.
+	 */
+	int64_t		leaderless_since_revision;
+	int64_t		leaderless_ms;
+
+	/*
+	 * How long a candidate waits, once the leader is gone, for the other
+	 * members to publish their positions (after that, a member that has not
+	 * spoken since the leader vanished counts as dead), and for its own
+	 * stream from the old leader to end (a leader that shuts down cleanly
+	 * still sends its shutdown checkpoint after releasing the key).
+	 */
+	int64_t		member_wait_ms;
+	int64_t		stream_wait_ms;
+} LocalState;
+
+typedef enum HaAction
+{
+	HA_WAIT,					/* nothing to do yet (reason says why) */
+	HA_REFUSE,					/* not part of this cluster: stay out */
+	HA_INITIALIZE,				/* new cluster: write initialize, take key */
+	HA_ACQUIRE,					/* primary without key: take it */
+	HA_LEAD,					/* we lead: keep the lease */
+	HA_FOLLOW,					/* replica: stream from the leader */
+	HA_PROMOTE,					/* take the key, then promote */
+	HA_STAND_ASIDE				/* a primary while another server leads */
+} HaAction;
+
+typedef struct HaDecision
+{
+	HaAction	action;
+	char		leader[AUTOHA_NAME_LEN];	/* HA_FOLLOW: whom to follow */
+	char		reason[AUTOHA_REASON_LEN];
+} HaDecision;
+
+extern HaDecision ha_decide(const ClusterView *view, const LocalState *local);
+extern const char *ha_action_name(HaAction action);
+extern const MemberInfo *ha_find_member(const ClusterView *view, const char *name);
+/* position a member publishes for itself */
+extern uint64_t ha_local_position(const LocalState *local);
+
+#endif							/* AUTOHA_HA_H */

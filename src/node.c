@@ -1,0 +1,398 @@
+/*-------------------------------------------------------------------------
+ *
+ * node.c
+ *	  Effects on this server: observe it, promote it, point it at a leader,
+ *	  keep replication slots for the other members.
+ *
+ * Everything that touches PostgreSQL's state lives here so that the
+ * decision (ha.c) stays pure and the loop (worker.c) stays readable.
+ * Functions that can raise an ERROR inside PostgreSQL (ALTER SYSTEM, slot
+ * creation) catch it and report it through errbuf: a failed effect is a
+ * reason to retry on the next loop, never to take the worker down.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#endif
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "postmaster/postmaster.h"
+#include "replication/slot.h"
+#include "replication/walreceiver.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "dcs.h"
+#include "node.h"
+#include "pg_autoha.h"
+
+void
+node_observe(LocalState *local)
+{
+	local->in_recovery = RecoveryInProgress();
+	snprintf(local->sysid, sizeof(local->sysid), UINT64_FORMAT,
+			 GetSystemIdentifier());
+	local->nofailover = autoha_nofailover;
+	local->failover_priority = autoha_failover_priority;
+	local->maximum_lag = (uint64) autoha_maximum_lag_on_failover;
+
+	if (local->in_recovery)
+	{
+		TimeLineID	replay_tli = 0;
+		TimeLineID	receive_tli = 0;
+		WalRcvState state;
+
+		local->replay_lsn = GetXLogReplayRecPtr(&replay_tli);
+		local->receive_lsn = GetWalRcvFlushRecPtr(NULL, &receive_tli);
+		local->timeline = replay_tli;
+		local->write_lsn = InvalidXLogRecPtr;
+
+		SpinLockAcquire(&WalRcv->mutex);
+		state = WalRcv->walRcvState;
+		SpinLockRelease(&WalRcv->mutex);
+		local->streaming = (state == WALRCV_STREAMING);
+	}
+	else
+	{
+#if PG_VERSION_NUM >= 150000
+		local->write_lsn = GetFlushRecPtr(NULL);
+		local->timeline = GetWALInsertionTimeLine();
+#else
+		local->write_lsn = GetFlushRecPtr();
+		local->timeline = ThisTimeLineID;
+#endif
+		local->replay_lsn = local->write_lsn;
+		local->receive_lsn = local->write_lsn;
+		local->streaming = false;
+	}
+}
+
+/*
+ * autoha.connect_address, or the first concrete listen address and our
+ * port: what other members put in primary_conninfo to reach us.
+ */
+void
+node_connect_address(char *host, size_t hostlen, int *port)
+{
+	if (autoha_connect_address != NULL && autoha_connect_address[0] != '\0')
+	{
+		const char *colon = strrchr(autoha_connect_address, ':');
+		size_t		n = colon - autoha_connect_address;
+
+		if (n >= hostlen)
+			n = hostlen - 1;
+		memcpy(host, autoha_connect_address, n);
+		host[n] = '\0';
+		/* [v6]:port */
+		if (host[0] == '[' && n >= 2 && host[n - 1] == ']')
+		{
+			memmove(host, host + 1, n - 2);
+			host[n - 2] = '\0';
+		}
+		*port = atoi(colon + 1);
+		return;
+	}
+
+	host[0] = '\0';
+	if (ListenAddresses != NULL)
+	{
+		const char *p = ListenAddresses;
+		size_t		n;
+
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, ", ");
+		if (n > 0 && n < hostlen && strncmp(p, "*", n) != 0 &&
+			strncmp(p, "0.0.0.0", n) != 0 && strncmp(p, "::", n) != 0)
+		{
+			memcpy(host, p, n);
+			host[n] = '\0';
+		}
+	}
+	if (host[0] == '\0' && gethostname(host, hostlen) != 0)
+		strlcpy(host, "localhost", hostlen);
+	host[hostlen - 1] = '\0';
+	*port = PostPortNumber;
+}
+
+bool
+node_request_promotion(char *errbuf, size_t errlen)
+{
+	FILE	   *f;
+
+	/* the same two steps as pg_promote(), without its wait */
+	f = AllocateFile(PROMOTE_SIGNAL_FILE, "w");
+	if (f == NULL)
+	{
+		snprintf(errbuf, errlen, "could not create file \"%s\": %m",
+				 PROMOTE_SIGNAL_FILE);
+		return false;
+	}
+	if (FreeFile(f) != 0)
+	{
+		snprintf(errbuf, errlen, "could not write file \"%s\": %m",
+				 PROMOTE_SIGNAL_FILE);
+		unlink(PROMOTE_SIGNAL_FILE);
+		return false;
+	}
+	if (kill(PostmasterPid, SIGUSR1) != 0)
+	{
+		snprintf(errbuf, errlen, "could not signal the postmaster to promote: %m");
+		unlink(PROMOTE_SIGNAL_FILE);
+		return false;
+	}
+	return true;
+}
+
+/* Append key='value' to buf, quoted the way libpq's conninfo parser wants. */
+static void
+append_conninfo_value(StringInfo buf, const char *key, const char *value)
+{
+	const char *p;
+
+	appendStringInfo(buf, "%s%s='", buf->len > 0 ? " " : "", key);
+	for (p = value; *p; p++)
+	{
+		if (*p == '\'' || *p == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *p);
+	}
+	appendStringInfoChar(buf, '\'');
+}
+
+static char *
+conninfo_for(const MemberInfo *leader)
+{
+	StringInfoData buf;
+	char		port[16];
+
+	initStringInfo(&buf);
+	snprintf(port, sizeof(port), "%d", leader->port);
+	append_conninfo_value(&buf, "host", leader->host);
+	append_conninfo_value(&buf, "port", port);
+	append_conninfo_value(&buf, "application_name", autoha_node_name);
+	if (autoha_replication_conninfo != NULL && autoha_replication_conninfo[0] != '\0')
+		appendStringInfo(&buf, " %s", autoha_replication_conninfo);
+	return buf.data;
+}
+
+void
+node_followed_member(const ClusterView *view, char *name, size_t len)
+{
+	int			i;
+
+	name[0] = '\0';
+	if (PrimaryConnInfo == NULL || PrimaryConnInfo[0] == '\0')
+		return;
+	for (i = 0; i < view->nmembers; i++)
+	{
+		char	   *want = conninfo_for(&view->members[i]);
+
+		if (strcmp(want, PrimaryConnInfo) == 0)
+		{
+			strlcpy(name, view->members[i].name, len);
+			pfree(want);
+			return;
+		}
+		pfree(want);
+	}
+}
+
+/* ALTER SYSTEM SET name = 'value', without the SQL (it refuses SPI). */
+static void
+alter_system_set(const char *name, const char *value)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+	A_Const    *arg = makeNode(A_Const);
+
+#if PG_VERSION_NUM >= 150000
+	arg->val.sval.type = T_String;
+	arg->val.sval.sval = pstrdup(value);
+#else
+	arg->val.type = T_String;
+	arg->val.val.str = pstrdup(value);
+#endif
+	arg->location = -1;
+
+	set->kind = VAR_SET_VALUE;
+	set->name = pstrdup(name);
+	set->args = list_make1(arg);
+	stmt->setstmt = set;
+
+	AlterSystemSetConfigFile(stmt);
+}
+
+/*
+ * Run fn inside a transaction; an ERROR is caught, the transaction aborted
+ * and the message copied into errbuf.
+ */
+static bool
+run_in_transaction(void (*fn) (void *arg), void *arg, bool need_snapshot,
+				   char *errbuf, size_t errlen)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		StartTransactionCommand();
+		if (need_snapshot)
+			PushActiveSnapshot(GetTransactionSnapshot());
+		fn(arg);
+		if (need_snapshot)
+			PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		snprintf(errbuf, errlen, "%s", edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	return ok;
+}
+
+typedef struct FollowArgs
+{
+	const char *conninfo;
+	const char *slot;
+} FollowArgs;
+
+static void
+follow_in_transaction(void *arg)
+{
+	FollowArgs *args = (FollowArgs *) arg;
+
+	alter_system_set("primary_conninfo", args->conninfo);
+	alter_system_set("primary_slot_name", args->slot);
+}
+
+/*
+ * The conninfo we last wrote with ALTER SYSTEM.  Our own copy of the
+ * settings only changes when this process handles the reload it triggered,
+ * so until then don't write the same thing again.
+ */
+static char requested[1024] = "";
+
+void
+node_settings_reloaded(void)
+{
+	requested[0] = '\0';
+}
+
+bool
+node_follow(const MemberInfo *leader, char *errbuf, size_t errlen)
+{
+	FollowArgs	args;
+	char		slot[NAMEDATALEN];
+
+	errbuf[0] = '\0';
+	dcs_slot_name(autoha_node_name, slot, sizeof(slot));
+	args.conninfo = conninfo_for(leader);
+	args.slot = slot;
+
+	if (PrimaryConnInfo != NULL && strcmp(PrimaryConnInfo, args.conninfo) == 0 &&
+		PrimarySlotName != NULL && strcmp(PrimarySlotName, slot) == 0)
+	{
+		requested[0] = '\0';
+		return false;
+	}
+
+	/* already asked for this; the reload has not reached us yet */
+	if (strcmp(requested, args.conninfo) == 0)
+		return false;
+
+	if (!run_in_transaction(follow_in_transaction, &args, false, errbuf, errlen))
+		return false;
+	strlcpy(requested, args.conninfo, sizeof(requested));
+
+	/*
+	 * The reload makes the startup process restart the WAL receiver with the
+	 * new settings; recovery_target_timeline = 'latest' (the default) lets
+	 * it follow the new leader's timeline without a restart.
+	 */
+	if (kill(PostmasterPid, SIGHUP) != 0)
+	{
+		snprintf(errbuf, errlen, "could not signal the postmaster to reload: %m");
+		return false;
+	}
+	ereport(LOG,
+			(errmsg("pg_autoha: now following leader \"%s\" at %s:%d through slot \"%s\"",
+					leader->name, leader->host, leader->port, slot)));
+	return true;
+}
+
+typedef struct SlotArgs
+{
+	const char *slot;
+} SlotArgs;
+
+static void
+create_slot_in_transaction(void *arg)
+{
+	SlotArgs   *args = (SlotArgs *) arg;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(args->slot);
+	SPI_connect();
+	rc = SPI_execute_with_args("SELECT pg_catalog.pg_create_physical_replication_slot($1::name, true)",
+							   1, argtypes, values, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+}
+
+int
+node_ensure_slots(const ClusterView *view, const char *self,
+				  char *errbuf, size_t errlen)
+{
+	int			created = 0;
+	int			i;
+
+	errbuf[0] = '\0';
+	for (i = 0; i < view->nmembers; i++)
+	{
+		char		slot[NAMEDATALEN];
+		SlotArgs	args;
+
+		if (strcmp(view->members[i].name, self) == 0)
+			continue;
+		dcs_slot_name(view->members[i].name, slot, sizeof(slot));
+		if (SearchNamedReplicationSlot(slot, true) != NULL)
+			continue;
+		args.slot = slot;
+		if (!run_in_transaction(create_slot_in_transaction, &args, true,
+								errbuf, errlen))
+			return -1;
+		ereport(LOG,
+				(errmsg("pg_autoha: created physical replication slot \"%s\" for member \"%s\"",
+						slot, view->members[i].name)));
+		created++;
+	}
+	return created;
+}

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * node.h
+ *	  Effects on this server: observe it, promote it, point it at a leader,
+ *	  keep replication slots for the other members.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AUTOHA_NODE_H
+#define AUTOHA_NODE_H
+
+#include "ha.h"
+
+/* Fill the PostgreSQL-side fields of *local (recovery, positions, ...). */
+extern void node_observe(LocalState *local);
+
+/* host and port others should use to reach this server */
+extern void node_connect_address(char *host, size_t hostlen, int *port);
+
+/* Ask the postmaster to end recovery (pg_promote without the wait). */
+extern bool node_request_promotion(char *errbuf, size_t errlen);
+
+/*
+ * Make primary_conninfo and primary_slot_name point at the leader, through
+ * ALTER SYSTEM and a reload.  Returns true if anything had to change.
+ */
+extern bool node_follow(const MemberInfo *leader, char *errbuf, size_t errlen);
+/* call after this process has re-read the configuration */
+extern void node_settings_reloaded(void);
+
+/* Which member primary_conninfo points at now ("" if none of them). */
+extern void node_followed_member(const ClusterView *view, char *name, size_t len);
+
+/*
+ * On the leader: create a physical slot for every other member that lacks
+ * one, so no replica loses WAL it still needs.  Returns the number created,
+ * or -1 with errbuf set.
+ */
+extern int	node_ensure_slots(const ClusterView *view, const char *self,
+							  char *errbuf, size_t errlen);
+
+#endif							/* AUTOHA_NODE_H */

@@ -1,0 +1,871 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The pg_autoha background worker: observe -> decide -> act, every loop.
+ *
+ * Each loop the worker
+ *	  1. renews its lease in etcd (one per member; the leader key and the
+ *		 member key hang on it, so they vanish together when it lapses),
+ *	  2. publishes its member entry and reads the whole cluster in one etcd
+ *		 transaction (and, if it still holds the leader key, the leader's
+ *		 position in the "status" key),
+ *	  3. asks ha_decide() what to do, and does it (node.c has the effects),
+ *	  4. publishes what it saw and decided in shared memory for
+ *		 autoha_status() and autoha_node(), and sleeps on its latch.
+ *
+ * Every etcd call is bounded by a timeout shorter than the loop and is
+ * abandoned at once on SIGTERM or postmaster death.  On either of those the
+ * worker revokes its lease before exiting, so the leader key is gone at
+ * once and a replica can take over without waiting for the TTL.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/pmsignal.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "dcs.h"
+#include "etcd.h"
+#include "node.h"
+#include "pg_autoha.h"
+
+/* poll period while the cluster has no leader: elections should be quick */
+#define ELECTION_POLL_MS		100
+/* how long a promotion may take before we give the key back */
+#define PROMOTION_TIMEOUT_MS	60000
+/* the lease revoke at exit gets this long */
+#define RELEASE_TIMEOUT_MS		1000
+
+typedef struct WorkerState
+{
+	EtcdClient *etcd;
+	char	   *etcd_endpoints;	/* what the client was built from */
+	MemoryContext loop_cxt;
+
+	/* effective timing; kept when a reload brings inconsistent values */
+	int			ttl;
+	int			loop_wait;
+
+	char		prefix[512];
+	char		leader_key[600];
+	char		initialize_key[600];
+	char		status_key[600];
+	char		member_key[600];
+
+	int64		lease_id;
+	int64		lease_sent_us;	/* monotonic time the last renewal was sent */
+	bool		system_verified;	/* initialize matches our system id */
+
+	/* election bookkeeping */
+	int64		leaderless_since_revision;
+	int64		leaderless_start_us;
+	uint64		last_leader_lsn;
+
+	/* for logging transitions once */
+	HaAction	last_action;
+	char		last_reason[AUTOHA_REASON_LEN];
+	char		last_logged_error[AUTOHA_ERROR_LEN];
+	bool		cycle_had_error;
+} WorkerState;
+
+static WorkerState ws;
+static bool releasing = false;
+
+static int64
+monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *
+etcd_palloc(size_t size)
+{
+	return palloc(size);
+}
+
+static void
+etcd_pfree(void *ptr)
+{
+	pfree(ptr);
+}
+
+/*
+ * Polled by libcurl while a request is in flight: give up on shutdown or
+ * postmaster death, except while we are releasing the lease on the way out.
+ */
+static bool
+etcd_should_abort(void *arg)
+{
+	if (releasing)
+		return false;
+	return ShutdownRequestPending || !PostmasterIsAlive();
+}
+
+/* ---------- shared state ---------- */
+
+static void
+publish_error(const char *msg)
+{
+	ws.cycle_had_error = true;
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	strlcpy(autoha_shared->last_error, msg, sizeof(autoha_shared->last_error));
+	autoha_shared->last_error_at = GetCurrentTimestamp();
+	LWLockRelease(autoha_shared->lock);
+
+	/* log a problem when it appears or changes, not on every loop */
+	if (strcmp(msg, ws.last_logged_error) != 0)
+	{
+		ereport(WARNING, (errmsg("pg_autoha: %s", msg)));
+		strlcpy(ws.last_logged_error, msg, sizeof(ws.last_logged_error));
+	}
+}
+
+static void
+etcd_failed(const char *what)
+{
+	char		msg[AUTOHA_ERROR_LEN];
+
+	snprintf(msg, sizeof(msg), "%s: %s", what, etcd_last_error(ws.etcd));
+	publish_error(msg);
+}
+
+static void
+publish_role(const char *role, bool is_leader, const char *leader)
+{
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	strlcpy(autoha_shared->role, role, sizeof(autoha_shared->role));
+	autoha_shared->is_leader = is_leader;
+	strlcpy(autoha_shared->leader, leader ? leader : "", sizeof(autoha_shared->leader));
+	LWLockRelease(autoha_shared->lock);
+}
+
+static void
+publish_cycle(const ClusterView *view, const LocalState *local,
+			  const HaDecision *d, bool is_leader)
+{
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	if (view != NULL)
+	{
+		memcpy(&autoha_shared->view, view, sizeof(ClusterView));
+		autoha_shared->view_valid = true;
+		autoha_shared->view_time = GetCurrentTimestamp();
+		autoha_shared->view_stale = false;
+		strlcpy(autoha_shared->leader, view->has_leader ? view->leader : "",
+				sizeof(autoha_shared->leader));
+	}
+	else
+		autoha_shared->view_stale = true;
+	autoha_shared->leader_lsn = ws.last_leader_lsn;
+	autoha_shared->is_leader = is_leader;
+	autoha_shared->lease_id = ws.lease_id;
+	if (ws.lease_id != 0)
+		autoha_shared->lease_expires =
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										(ws.lease_sent_us + (int64) ws.ttl * 1000000 - monotonic_us()) / 1000);
+	if (local != NULL)
+		strlcpy(autoha_shared->role,
+				local->in_recovery ? (is_leader ? "promoting" : "replica") :
+				(is_leader ? "leader" : "primary without lease"),
+				sizeof(autoha_shared->role));
+	if (d != NULL)
+	{
+		autoha_shared->decision = d->action;
+		strlcpy(autoha_shared->decision_reason, d->reason,
+				sizeof(autoha_shared->decision_reason));
+	}
+	strlcpy(autoha_shared->etcd_endpoint, etcd_current_endpoint(ws.etcd),
+			sizeof(autoha_shared->etcd_endpoint));
+	if (!ws.cycle_had_error)
+	{
+		autoha_shared->last_error[0] = '\0';
+		ws.last_logged_error[0] = '\0';
+	}
+	LWLockRelease(autoha_shared->lock);
+}
+
+/* ---------- settings ---------- */
+
+static void
+apply_timing(bool at_start)
+{
+	char	   *why;
+
+	if (!autoha_settings_consistent(autoha_ttl, autoha_loop_wait, &why))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("pg_autoha: ignoring new timing settings: %s", why),
+				 errdetail("The worker keeps autoha.ttl = %d s and autoha.loop_wait = %d ms.",
+						   ws.ttl, ws.loop_wait),
+				 errhint("Raise autoha.ttl or lower autoha.loop_wait, then reload.")));
+		return;
+	}
+	if (!at_start && autoha_ttl != ws.ttl)
+		ereport(LOG,
+				(errmsg("pg_autoha: autoha.ttl is now %d s; it applies from the next lease",
+						autoha_ttl)));
+	ws.ttl = autoha_ttl;
+	ws.loop_wait = autoha_loop_wait;
+	if (ws.etcd != NULL)
+		etcd_client_set_timeout(ws.etcd, Max(100, Min(ws.loop_wait * 2 / 3, 2000)));
+}
+
+/*
+ * (Re)build the etcd client when the endpoint list or credentials change.
+ * Returns false, with the reason published, if there is nothing to talk to.
+ */
+static bool
+ensure_etcd_client(void)
+{
+	char		errbuf[256];
+
+	if (autoha_etcd_endpoints == NULL || autoha_etcd_endpoints[0] == '\0')
+	{
+		if (ws.etcd != NULL)
+		{
+			etcd_client_destroy(ws.etcd);
+			ws.etcd = NULL;
+		}
+		return false;
+	}
+	if (ws.etcd != NULL && ws.etcd_endpoints != NULL &&
+		strcmp(ws.etcd_endpoints, autoha_etcd_endpoints) == 0)
+		return true;
+
+	if (ws.etcd != NULL)
+		etcd_client_destroy(ws.etcd);
+	ws.etcd = etcd_client_create(autoha_etcd_endpoints,
+								 Max(100, Min(ws.loop_wait * 2 / 3, 2000)),
+								 errbuf, sizeof(errbuf));
+	if (ws.etcd == NULL)
+	{
+		publish_error(errbuf);
+		return false;
+	}
+	etcd_client_set_abort_check(ws.etcd, etcd_should_abort, NULL);
+	etcd_client_set_auth(ws.etcd, autoha_etcd_username, autoha_etcd_password);
+	etcd_client_set_tls(ws.etcd, autoha_etcd_cacert, autoha_etcd_cert, autoha_etcd_key);
+	if (ws.etcd_endpoints != NULL)
+		pfree(ws.etcd_endpoints);
+	ws.etcd_endpoints = MemoryContextStrdup(TopMemoryContext, autoha_etcd_endpoints);
+	return true;
+}
+
+static void
+process_reload(void)
+{
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	node_settings_reloaded();
+	apply_timing(false);
+	if (ws.etcd != NULL)
+	{
+		etcd_client_set_auth(ws.etcd, autoha_etcd_username, autoha_etcd_password);
+		etcd_client_set_tls(ws.etcd, autoha_etcd_cacert, autoha_etcd_cert, autoha_etcd_key);
+	}
+}
+
+/* ---------- lease ---------- */
+
+static bool
+grant_lease(void)
+{
+	int64		lease_id;
+	int64		granted;
+	int64		sent = monotonic_us();
+
+	if (etcd_lease_grant(ws.etcd, ws.ttl, &lease_id, &granted) != ETCD_OK)
+	{
+		etcd_failed("could not obtain a lease from etcd");
+		return false;
+	}
+	ws.lease_id = lease_id;
+	ws.lease_sent_us = sent;
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	autoha_shared->lease_id = lease_id;
+	LWLockRelease(autoha_shared->lock);
+	return true;
+}
+
+/*
+ * Keep our lease alive, or get a new one if etcd forgot it.  The time the
+ * renewal was *sent* is what the lease's end is measured from: etcd cannot
+ * expire it before that moment plus the TTL.
+ */
+static bool
+renew_lease(void)
+{
+	int64		sent;
+	int64		ttl_left;
+	EtcdStatus	st;
+
+	if (ws.lease_id == 0)
+		return grant_lease();
+
+	sent = monotonic_us();
+	st = etcd_lease_keepalive(ws.etcd, ws.lease_id, &ttl_left);
+	if (st == ETCD_OK)
+	{
+		ws.lease_sent_us = sent;
+		return true;
+	}
+	if (st == ETCD_ERR_LEASE_NOT_FOUND)
+	{
+		ereport(LOG,
+				(errmsg("pg_autoha: lease %lld expired in etcd; the keys attached to it (member entry, leader key if held) are gone",
+						(long long) ws.lease_id)));
+		ws.lease_id = 0;
+		return grant_lease();
+	}
+	etcd_failed("could not renew the lease in etcd");
+	return false;
+}
+
+/* On the way out: revoke the lease so the leader key is gone at once. */
+static void
+release_lease(const char *why)
+{
+	if (ws.etcd == NULL || ws.lease_id == 0)
+		return;
+	releasing = true;
+	etcd_client_set_timeout(ws.etcd, RELEASE_TIMEOUT_MS);
+	if (etcd_lease_revoke(ws.etcd, ws.lease_id) == ETCD_OK)
+		ereport(LOG,
+				(errmsg("pg_autoha: released lease %lld (%s)", (long long) ws.lease_id, why)));
+	else
+		ereport(LOG,
+				(errmsg("pg_autoha: could not release lease %lld (%s): %s; it expires after autoha.ttl",
+						(long long) ws.lease_id, why, etcd_last_error(ws.etcd))));
+	ws.lease_id = 0;
+	if (autoha_shared != NULL)
+		autoha_shared->lease_id = 0;
+}
+
+static void
+exit_worker(const char *why)
+{
+	ereport(LOG, (errmsg("pg_autoha: worker exiting: %s", why)));
+	release_lease(why);
+
+	/*
+	 * Exit code 1: the postmaster restarts us after bgw_restart_time unless
+	 * it is shutting down itself.
+	 */
+	proc_exit(1);
+}
+
+/* ---------- reading and publishing ---------- */
+
+static char *
+member_json(const LocalState *local)
+{
+	MemberInfo	me;
+	char	   *json;
+	char	   *copy;
+
+	memset(&me, 0, sizeof(me));
+	strlcpy(me.name, local->name, sizeof(me.name));
+	strlcpy(me.role, local->in_recovery ? "replica" : "primary", sizeof(me.role));
+	strlcpy(me.state, "running", sizeof(me.state));
+	if (local->streaming)
+		strlcpy(me.replication_state, "streaming", sizeof(me.replication_state));
+	node_connect_address(me.host, sizeof(me.host), &me.port);
+	me.timeline = local->timeline;
+	me.lsn = ha_local_position(local);
+	me.nofailover = local->nofailover;
+	me.failover_priority = local->failover_priority;
+
+	json = dcs_member_json(&me, NULL);
+	copy = pstrdup(json);
+	free(json);
+	return copy;
+}
+
+/*
+ * One round trip: publish our member entry (once we belong to the cluster)
+ * and read every key of the cluster.  If the leader key is ours, also
+ * record the leader's position in "status", which replicas use to measure
+ * their lag even after the leader is gone.
+ */
+static bool
+read_cluster(const LocalState *local, ClusterView *view)
+{
+	EtcdRangeResult *range = NULL;
+	EtcdRangeResult plain;
+	EtcdTxnResult txn;
+	char		errbuf[256];
+	int			nbad = 0;
+
+	if (ws.system_verified && ws.lease_id != 0)
+	{
+		char	   *me = member_json(local);
+		char	   *status_json = dcs_status_json(ha_local_position(local),
+												  local->timeline);
+		char	   *status = pstrdup(status_json);
+		EtcdCompare cmp[2];
+		EtcdOp		success[3];
+		EtcdOp		failure[2];
+		int			i;
+
+		free(status_json);
+		memset(cmp, 0, sizeof(cmp));
+		cmp[0].key = ws.leader_key;
+		cmp[0].target = ETCD_CMP_VALUE;
+		cmp[0].result = ETCD_CMP_EQUAL;
+		cmp[0].value = autoha_node_name;
+		cmp[1].key = ws.leader_key;
+		cmp[1].target = ETCD_CMP_LEASE;
+		cmp[1].result = ETCD_CMP_EQUAL;
+		cmp[1].number = ws.lease_id;
+
+		memset(success, 0, sizeof(success));
+		success[0].type = ETCD_OP_PUT;
+		success[0].key = ws.member_key;
+		success[0].value = me;
+		success[0].lease = ws.lease_id;
+		success[1].type = ETCD_OP_PUT;
+		success[1].key = ws.status_key;
+		success[1].value = status;
+		success[2].type = ETCD_OP_RANGE;
+		success[2].key = ws.prefix;
+		success[2].prefix = true;
+		memcpy(failure, success, sizeof(EtcdOp));
+		memcpy(&failure[1], &success[2], sizeof(EtcdOp));
+
+		if (etcd_txn(ws.etcd, cmp, 2, success, 3, failure, 2, &txn) != ETCD_OK)
+		{
+			etcd_failed("could not read the cluster from etcd");
+			return false;
+		}
+		for (i = 0; i < txn.nresults; i++)
+		{
+			if (txn.results[i].type == ETCD_OP_RANGE)
+				range = &txn.results[i].range;
+		}
+		if (range == NULL)
+		{
+			publish_error("etcd's reply to the cluster read had no range result");
+			return false;
+		}
+		if (range->revision == 0)
+			range->revision = txn.revision;
+	}
+	else
+	{
+		if (etcd_range(ws.etcd, ws.prefix, true, &plain) != ETCD_OK)
+		{
+			etcd_failed("could not read the cluster from etcd");
+			return false;
+		}
+		range = &plain;
+	}
+
+	dcs_view_from_kvs(ws.prefix, range, view, &nbad, errbuf, sizeof(errbuf));
+	if (nbad > 0)
+	{
+		char		msg[AUTOHA_ERROR_LEN];
+
+		snprintf(msg, sizeof(msg), "ignored %d malformed key(s) in etcd: %s", nbad, errbuf);
+		publish_error(msg);
+	}
+	return true;
+}
+
+/* ---------- actions ---------- */
+
+/*
+ * Put the leader key with our lease, only if it does not exist: a new key
+ * is a new term (its create_revision), and the transaction makes sure two
+ * servers can never both believe they started it.
+ */
+static bool
+take_leader_key(int64 expected_create_revision)
+{
+	EtcdCompare cmp;
+	EtcdOp		put;
+	EtcdTxnResult txn;
+
+	memset(&cmp, 0, sizeof(cmp));
+	cmp.key = ws.leader_key;
+	cmp.target = ETCD_CMP_CREATE;
+	cmp.result = ETCD_CMP_EQUAL;
+	cmp.number = expected_create_revision;
+	memset(&put, 0, sizeof(put));
+	put.type = ETCD_OP_PUT;
+	put.key = ws.leader_key;
+	put.value = autoha_node_name;
+	put.lease = ws.lease_id;
+
+	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	{
+		etcd_failed("could not take the leader key");
+		return false;
+	}
+	return txn.succeeded;
+}
+
+static bool
+initialize_cluster(const LocalState *local)
+{
+	EtcdCompare cmp;
+	EtcdOp		put;
+	EtcdTxnResult txn;
+
+	memset(&cmp, 0, sizeof(cmp));
+	cmp.key = ws.initialize_key;
+	cmp.target = ETCD_CMP_CREATE;
+	cmp.result = ETCD_CMP_EQUAL;
+	cmp.number = 0;
+	memset(&put, 0, sizeof(put));
+	put.type = ETCD_OP_PUT;
+	put.key = ws.initialize_key;
+	put.value = local->sysid;
+
+	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	{
+		etcd_failed("could not initialize the cluster in etcd");
+		return false;
+	}
+	if (!txn.succeeded)
+		return false;			/* someone else did; re-read next loop */
+	ereport(LOG,
+			(errmsg("pg_autoha: initialized cluster \"%s\" in etcd with system identifier %s",
+					autoha_cluster_name, local->sysid)));
+	ws.system_verified = true;
+	return true;
+}
+
+/*
+ * Wait for the startup process to finish recovery after a promotion request,
+ * renewing the lease meanwhile.  Returns false on timeout.
+ */
+static bool
+wait_for_promotion(void)
+{
+	int64		start = monotonic_us();
+	int64		last_renewal = start;
+
+	while (RecoveryInProgress())
+	{
+		int			rc;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			exit_worker("server shutting down during promotion");
+		if (monotonic_us() - start > (int64) PROMOTION_TIMEOUT_MS * 1000)
+			return false;
+		if (monotonic_us() - last_renewal > (int64) ws.loop_wait * 1000)
+		{
+			renew_lease();
+			last_renewal = monotonic_us();
+		}
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+					   20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (rc & WL_POSTMASTER_DEATH)
+			exit_worker("postmaster died during promotion");
+	}
+	return true;
+}
+
+static void
+act_promote(const ClusterView *view, const LocalState *local)
+{
+	char		errbuf[256];
+	int64		started = monotonic_us();
+	TimeLineID	tli;
+
+	/* the key first: only its holder may promote */
+	if (!(view->has_leader && strcmp(view->leader, local->name) == 0) &&
+		!take_leader_key(0))
+		return;
+
+	ereport(LOG,
+			(errmsg("pg_autoha: took the leader key of cluster \"%s\"; promoting this server",
+					autoha_cluster_name)));
+	publish_role("promoting", true, local->name);
+
+	/*
+	 * Slots for the other members before the promotion, so that they can
+	 * stream from us as soon as they repoint (a physical slot can be created
+	 * on a standby).  A failure here is retried once we lead.
+	 */
+	if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
+		ereport(LOG, (errmsg("pg_autoha: could not create slots before promotion: %s", errbuf)));
+
+	if (!node_request_promotion(errbuf, sizeof(errbuf)))
+	{
+		publish_error(errbuf);
+		return;
+	}
+	if (!wait_for_promotion())
+	{
+		publish_error("promotion did not finish in time; giving the leader key back");
+		release_lease("promotion timed out");
+		return;
+	}
+#if PG_VERSION_NUM >= 150000
+	tli = GetWALInsertionTimeLine();
+#else
+	tli = ThisTimeLineID;
+#endif
+	ereport(LOG,
+			(errmsg("pg_autoha: promoted: \"%s\" leads cluster \"%s\" on timeline %u (%.0f ms after taking the key)",
+					local->name, autoha_cluster_name, tli,
+					(monotonic_us() - started) / 1000.0)));
+}
+
+static void
+act(const HaDecision *d, const ClusterView *view, const LocalState *local)
+{
+	char		errbuf[AUTOHA_ERROR_LEN];
+	const MemberInfo *leader;
+
+	switch (d->action)
+	{
+		case HA_REFUSE:
+			publish_error(d->reason);
+			break;
+
+		case HA_INITIALIZE:
+			if (ws.lease_id == 0 && !grant_lease())
+				break;
+			if (initialize_cluster(local) && take_leader_key(0))
+				ereport(LOG,
+						(errmsg("pg_autoha: \"%s\" leads cluster \"%s\"",
+								local->name, autoha_cluster_name)));
+			break;
+
+		case HA_ACQUIRE:
+			if (take_leader_key(0))
+				ereport(LOG,
+						(errmsg("pg_autoha: \"%s\" holds the leader key of cluster \"%s\"",
+								local->name, autoha_cluster_name)));
+			break;
+
+		case HA_LEAD:
+			if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
+				publish_error(errbuf);
+			break;
+
+		case HA_FOLLOW:
+			leader = ha_find_member(view, d->leader);
+			if (leader != NULL && leader->host[0] != '\0' && leader->port > 0)
+			{
+				node_follow(leader, errbuf, sizeof(errbuf));
+				if (errbuf[0] != '\0')
+					publish_error(errbuf);
+			}
+			break;
+
+		case HA_PROMOTE:
+			act_promote(view, local);
+			break;
+
+		case HA_STAND_ASIDE:
+			publish_error(d->reason);
+			break;
+
+		case HA_WAIT:
+			break;
+	}
+}
+
+/* ---------- one loop ---------- */
+
+static void
+log_decision(const HaDecision *d)
+{
+	if (d->action == ws.last_action && strcmp(d->reason, ws.last_reason) == 0)
+		return;
+	/* waiting reasons carry changing numbers; log only the action change */
+	if (d->action != ws.last_action || d->action != HA_WAIT)
+		ereport(LOG, (errmsg("pg_autoha: %s: %s", ha_action_name(d->action), d->reason)));
+	ws.last_action = d->action;
+	strlcpy(ws.last_reason, d->reason, sizeof(ws.last_reason));
+}
+
+/* Returns how long to sleep before the next loop, in milliseconds. */
+static long
+ha_cycle(void)
+{
+	LocalState	local;
+	ClusterView *view = palloc0(sizeof(ClusterView));
+	HaDecision	d;
+	bool		is_leader;
+
+	ws.cycle_had_error = false;
+	if (!ensure_etcd_client())
+	{
+		if (autoha_etcd_endpoints == NULL || autoha_etcd_endpoints[0] == '\0')
+			publish_error("autoha.etcd_endpoints is empty: pg_autoha is idle");
+		publish_role("idle", false, NULL);
+		return ws.loop_wait;
+	}
+
+	memset(&local, 0, sizeof(local));
+	local.name = autoha_node_name;
+	node_observe(&local);
+
+	if (ws.system_verified && !renew_lease())
+	{
+		publish_cycle(NULL, &local, NULL, false);
+		return ws.loop_wait;
+	}
+	if (!read_cluster(&local, view))
+	{
+		publish_cycle(NULL, &local, NULL, false);
+		return ws.loop_wait;
+	}
+
+	if (!ws.system_verified && view->has_initialize &&
+		strcmp(view->initialize, local.sysid) == 0)
+	{
+		ws.system_verified = true;
+		ereport(LOG,
+				(errmsg("pg_autoha: joined cluster \"%s\" as \"%s\" (system identifier %s)",
+						autoha_cluster_name, local.name, local.sysid)));
+	}
+
+	is_leader = view->has_leader && ws.lease_id != 0 &&
+		strcmp(view->leader, local.name) == 0 && view->leader_lease == ws.lease_id;
+	local.is_leader = is_leader;
+
+	/* what the leader last said about its position, for the lag check */
+	if (view->has_leader)
+	{
+		const MemberInfo *leader = ha_find_member(view, view->leader);
+
+		if (leader != NULL && leader->lsn > ws.last_leader_lsn)
+			ws.last_leader_lsn = leader->lsn;
+		ws.leaderless_since_revision = 0;
+	}
+	else if (ws.leaderless_since_revision == 0)
+	{
+		ws.leaderless_since_revision = view->revision;
+		ws.leaderless_start_us = monotonic_us();
+	}
+	if (view->has_leader_optime && view->leader_optime > ws.last_leader_lsn)
+		ws.last_leader_lsn = view->leader_optime;
+
+	local.last_leader_lsn = ws.last_leader_lsn;
+	local.leaderless_since_revision = ws.leaderless_since_revision;
+	local.leaderless_ms = view->has_leader ? 0 :
+		(monotonic_us() - ws.leaderless_start_us) / 1000;
+	local.member_wait_ms = 2 * (int64) ws.loop_wait;
+	local.stream_wait_ms = (int64) ws.ttl * 1000;
+	node_followed_member(view, local.following, sizeof(local.following));
+
+	d = ha_decide(view, &local);
+	log_decision(&d);
+	act(&d, view, &local);
+
+	/* a promotion or a new key changes what we are: look again */
+	node_observe(&local);
+	if (d.action == HA_PROMOTE || d.action == HA_ACQUIRE || d.action == HA_INITIALIZE)
+	{
+		publish_cycle(view, &local, &d, false);
+		return 0;
+	}
+	publish_cycle(view, &local, &d, is_leader);
+
+	if (!view->has_leader || !ws.system_verified)
+		return Min(ws.loop_wait, ELECTION_POLL_MS);
+	return ws.loop_wait;
+}
+
+void
+autoha_worker_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(autoha_database, NULL, 0);
+
+	memset(&ws, 0, sizeof(ws));
+	ws.last_action = -1;
+	ws.ttl = autoha_ttl;
+	ws.loop_wait = autoha_loop_wait;
+	apply_timing(true);
+	ws.loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_autoha loop",
+										ALLOCSET_DEFAULT_SIZES);
+	etcd_set_allocator(etcd_palloc, etcd_pfree);
+
+	dcs_cluster_prefix(ws.prefix, sizeof(ws.prefix), autoha_namespace, autoha_cluster_name);
+	dcs_key(ws.leader_key, sizeof(ws.leader_key), ws.prefix, "leader");
+	dcs_key(ws.initialize_key, sizeof(ws.initialize_key), ws.prefix, "initialize");
+	dcs_key(ws.status_key, sizeof(ws.status_key), ws.prefix, "status");
+	{
+		char		suffix[AUTOHA_NAME_LEN + 16];
+
+		snprintf(suffix, sizeof(suffix), "members/%s", autoha_node_name);
+		dcs_key(ws.member_key, sizeof(ws.member_key), ws.prefix, suffix);
+	}
+
+	/* a restarted worker keeps renewing the lease its predecessor held */
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	autoha_shared->worker_pid = MyProcPid;
+	ws.lease_id = autoha_shared->lease_id;
+	LWLockRelease(autoha_shared->lock);
+	ws.lease_sent_us = monotonic_us();
+
+	ereport(LOG,
+			(errmsg("pg_autoha: worker started for member \"%s\" of cluster \"%s\" (etcd: %s)",
+					autoha_node_name, autoha_cluster_name,
+					autoha_etcd_endpoints[0] ? autoha_etcd_endpoints : "none"),
+			 autoha_etcd_endpoints[0] ? 0 :
+			 errhint("Set autoha.etcd_endpoints and reload to enable automatic failover.")));
+	if (autoha_etcd_endpoints[0] == '\0')
+		ereport(WARNING,
+				(errmsg("pg_autoha: autoha.etcd_endpoints is empty; the worker stays idle"),
+				 errhint("Set autoha.etcd_endpoints to etcd's client URLs and reload.")));
+
+	for (;;)
+	{
+		long		wait_ms;
+		int			rc;
+		MemoryContext oldcxt;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			exit_worker("server shutting down");
+		if (ConfigReloadPending)
+			process_reload();
+
+		oldcxt = MemoryContextSwitchTo(ws.loop_cxt);
+		wait_ms = ha_cycle();
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(ws.loop_cxt);
+
+		if (ShutdownRequestPending)
+			exit_worker("server shutting down");
+		if (!PostmasterIsAlive())
+			exit_worker("postmaster died");
+		if (wait_ms <= 0)
+			continue;
+
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+					   wait_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		if (rc & WL_POSTMASTER_DEATH)
+			exit_worker("postmaster died");
+	}
+}

@@ -1,0 +1,931 @@
+/*-------------------------------------------------------------------------
+ *
+ * test_ha.c
+ *	  Table-driven unit test of the failover decision ha_decide() in
+ *	  src/ha.c, plus ha_action_name(), ha_find_member() and
+ *	  ha_local_position().  TAP output; no server, no network.
+ *
+ * Each row of the table describes one situation compactly: the cluster
+ * view (initialize key, leader key and its lease, status key, members) and
+ * this server's local state, then the action ha_decide() must return, the
+ * leader it must name (NULL: none) and a substring its reason must contain
+ * (NULL: any non-empty reason).  build_view() and build_local() expand a
+ * row into the real ClusterView and LocalState.
+ *
+ * Conventions of the rows:
+ *	- the leader vanished at etcd revision LEFT_AT; a member whose
+ *	  mod_revision is LIVE has spoken since, one at SILENT has not;
+ *	- a candidate's waits are MEMBER_WAIT and STREAM_WAIT ms, and LATE is
+ *	  past both;
+ *	- every server and member has failover_priority 1 unless a row says
+ *	  otherwise; MAX_LAG is autoha.maximum_lag_on_failover.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ha.h"
+#include "unit.h"
+
+#define SYSID			"7321654987000000001"
+#define OTHER_SYSID		"7321654987000000002"
+
+/* leases as the view shows them on the leader key */
+#define OUR_LEASE		7001	/* the lease this worker holds now */
+#define OLD_LEASE		6001	/* a lease of a previous worker of ours */
+#define THEIR_LEASE		8001	/* another server's lease */
+
+/* revisions */
+#define LEADER_TERM		50		/* create_revision of the leader key */
+#define SILENT			90		/* last update before the leader left */
+#define LEFT_AT			100		/* leaderless since this revision */
+#define LIVE			150		/* updated after the leader left */
+#define READ_AT			200		/* revision of the read */
+
+/* election timing (ms) */
+#define MEMBER_WAIT		5000
+#define STREAM_WAIT		3000
+#define LATE			10000
+
+#define MAX_LAG			((uint64_t) 1048576)
+#define PRIO			1
+
+/* positions */
+#define LSN				((uint64_t) 0x5000000)
+
+#define MAX_SPEC_MEMBERS 8
+
+/* ------------------------------------------------------------------ */
+/* Compact descriptions of a view and of the local state               */
+/* ------------------------------------------------------------------ */
+
+typedef struct MemberSpec
+{
+	const char *name;			/* NULL ends the list */
+	uint32_t	timeline;
+	uint64_t	lsn;
+	bool		nofailover;
+	int			priority;
+	int64_t		mod_revision;
+} MemberSpec;
+
+typedef struct ViewSpec
+{
+	const char *initialize;		/* NULL: no initialize key */
+	const char *leader;			/* NULL: no leader key */
+	int64_t		leader_lease;
+	uint64_t	leader_optime;	/* 0: no status key */
+	uint32_t	leader_timeline;	/* timeline in the status key, 0: none */
+
+	/*
+	 * If pad.name is set, the view is first filled with copies of pad named
+	 * <pad.name>00, <pad.name>01, ... so that, with the members below placed
+	 * after them, it holds exactly AUTOHA_MAX_MEMBERS members.
+	 */
+	MemberSpec	pad;
+	MemberSpec	members[MAX_SPEC_MEMBERS];
+} ViewSpec;
+
+typedef struct LocalSpec
+{
+	const char *name;
+	const char *sysid;
+	bool		in_recovery;
+	bool		streaming;
+	uint64_t	receive_lsn;
+	uint64_t	replay_lsn;
+	uint64_t	write_lsn;
+	uint32_t	timeline;
+	bool		nofailover;
+	int			priority;
+	uint64_t	maximum_lag;
+	bool		is_leader;
+	uint64_t	last_leader_lsn;
+	int64_t		leaderless_since_revision;
+	int64_t		leaderless_ms;
+	int64_t		member_wait_ms;
+	int64_t		stream_wait_ms;
+} LocalSpec;
+
+typedef struct HaCase
+{
+	const char *name;
+	ViewSpec	view;
+	LocalSpec	local;
+	HaAction	action;
+	const char *leader;			/* NULL: the decision names no leader */
+	const char *reason;			/* NULL: any non-empty reason */
+} HaCase;
+
+/* views (used inside braces; a row may add .leader_optime, .pad, .members) */
+#define NEW_CLUSTER			.initialize = NULL
+#define NO_LEADER			.initialize = SYSID
+#define LEADER(who, lease) \
+	.initialize = SYSID, .leader = (who), .leader_lease = (lease)
+
+/* members: M(name, timeline, lsn, mod_revision) and variants */
+#define MEMBER(n, tl, l, rev, prio, nofail) \
+	{ \
+		.name = (n), .timeline = (tl), .lsn = (l), .nofailover = (nofail), \
+		.priority = (prio), .mod_revision = (rev) \
+	}
+#define M(n, tl, l, rev)			MEMBER(n, tl, l, rev, PRIO, false)
+#define MP(n, tl, l, rev, prio)		MEMBER(n, tl, l, rev, prio, false)
+#define MNF(n, tl, l, rev)			MEMBER(n, tl, l, rev, PRIO, true)
+
+/*
+ * Local states (used inside braces; a row may add the fields a macro leaves
+ * out: .is_leader, .streaming, .nofailover, .last_leader_lsn).
+ */
+#define COMMON(n, tl) \
+	.name = (n), .sysid = SYSID, .timeline = (tl), .priority = PRIO, \
+	.maximum_lag = MAX_LAG, .member_wait_ms = MEMBER_WAIT, \
+	.stream_wait_ms = STREAM_WAIT
+
+/* a primary, with a leader key in view or not */
+#define PRIMARY(n, tl, l) \
+	COMMON(n, tl), .in_recovery = false, .write_lsn = (l)
+
+/* a replica while the cluster has a leader */
+#define REPLICA(n, tl, l) \
+	COMMON(n, tl), .in_recovery = true, .receive_lsn = (l), .replay_lsn = (l)
+
+/* a replica in an election: leaderless since LEFT_AT, for ms milliseconds */
+#define ELECTOR(n, tl, recv, replay, ms) \
+	COMMON(n, tl), .in_recovery = true, \
+	.receive_lsn = (recv), .replay_lsn = (replay), \
+	.leaderless_since_revision = LEFT_AT, .leaderless_ms = (ms)
+
+/* an elector with all it received replayed, past every wait */
+#define CANDIDATE(n, tl, l)		ELECTOR(n, tl, l, l, LATE)
+
+/* ------------------------------------------------------------------ */
+/* The table                                                           */
+/* ------------------------------------------------------------------ */
+
+static const HaCase cases[] = {
+	/* 1. one system */
+	{
+		"new cluster: a primary initializes it",
+		{NEW_CLUSTER},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_INITIALIZE, NULL, SYSID
+	},
+	{
+		"new cluster: a primary initializes it even with members listed",
+		{NEW_CLUSTER, .members = {M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_INITIALIZE, NULL, "new cluster"
+	},
+	{
+		"new cluster: a replica waits for its primary",
+		{NEW_CLUSTER},
+		{REPLICA("pg2", 1, LSN)},
+		HA_WAIT, NULL, "not initialized"
+	},
+	{
+		"new cluster: an elector replica waits too",
+		{NEW_CLUSTER},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "not initialized"
+	},
+	{
+		"foreign system id: a replica refuses to follow",
+		{.initialize = OTHER_SYSID, .leader = "pg1", .leader_lease = THEIR_LEASE,
+		.members = {M("pg1", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_REFUSE, NULL, "system identifier"
+	},
+	{
+		"foreign system id: a primary refuses even if the leader key names it",
+		{.initialize = OTHER_SYSID, .leader = "pg1", .leader_lease = OUR_LEASE},
+		{PRIMARY("pg1", 1, LSN), .is_leader = true},
+		HA_REFUSE, NULL, "system identifier"
+	},
+	{
+		"foreign system id: the best candidate of a leaderless cluster refuses",
+		{.initialize = OTHER_SYSID},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_REFUSE, NULL, "system identifier"
+	},
+	{
+		"foreign system id: a leaderless primary refuses",
+		{.initialize = OTHER_SYSID},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_REFUSE, NULL, OTHER_SYSID
+	},
+
+	/* 2. we lead */
+	{
+		"leader is us with our lease, primary: lead",
+		{LEADER("pg1", OUR_LEASE),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .is_leader = true},
+		HA_LEAD, "pg1", "holds the leader key"
+	},
+	{
+		"leader is us with our lease: lead whatever the members publish",
+		{LEADER("pg1", OUR_LEASE),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 2, LSN + 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .is_leader = true},
+		HA_LEAD, "pg1", NULL
+	},
+	{
+		"leader is us under a lease we do not hold, primary: wait for it to expire",
+		{LEADER("pg1", OLD_LEASE), .members = {M("pg1", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .is_leader = false},
+		HA_WAIT, NULL, "same autoha.node_name"
+	},
+	{
+		"leader is us under a lease we do not hold, in recovery: wait for it to expire",
+		{LEADER("pg2", OLD_LEASE), .members = {M("pg1", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .is_leader = false},
+		HA_WAIT, NULL, "waiting for it to expire"
+	},
+	{
+		"leader is us with our lease, still in recovery: promote",
+		{LEADER("pg2", OUR_LEASE),
+		.members = {M("pg1", 1, LSN, SILENT), M("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .is_leader = true},
+		HA_PROMOTE, "pg2", "still in recovery"
+	},
+
+	/* 3. someone else leads */
+	{
+		"another leader, replica: follow it",
+		{LEADER("pg1", THEIR_LEASE),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg1", "following leader \"pg1\""
+	},
+	{
+		"another leader, nofailover replica behind: follow it",
+		{LEADER("pg1", THEIR_LEASE),
+		.members = {M("pg1", 2, LSN, LIVE), M("pg3", 2, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN - 1000), .nofailover = true},
+		HA_FOLLOW, "pg1", "pg1"
+	},
+	{
+		"another leader whose member entry is missing: wait",
+		{LEADER("pg1", THEIR_LEASE), .members = {M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_WAIT, "pg1", "not published"
+	},
+	{
+		"another leader, no members at all: wait",
+		{LEADER("pg1", THEIR_LEASE)},
+		{REPLICA("pg2", 1, LSN)},
+		HA_WAIT, "pg1", "pg1"
+	},
+	{
+		"another leader while we are a primary: stand aside",
+		{LEADER("pg1", THEIR_LEASE),
+		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg2", 1, LSN)},
+		HA_STAND_ASIDE, "pg1", "primary"
+	},
+	{
+		"another leader while we are a primary ahead of it: stand aside",
+		{LEADER("pg1", THEIR_LEASE), .members = {M("pg1", 1, LSN, LIVE)}},
+		{PRIMARY("pg2", 1, LSN + 4096)},
+		HA_STAND_ASIDE, "pg1", "\"pg1\""
+	},
+	{
+		"another leader missing from members while we are a primary: stand aside",
+		{LEADER("pg1", THEIR_LEASE)},
+		{PRIMARY("pg2", 1, LSN)},
+		HA_STAND_ASIDE, "pg1", NULL
+	},
+
+	/* 4a. nobody leads, we are a primary */
+	{
+		"no leader, primary, nobody ahead: acquire",
+		{NO_LEADER,
+		.members = {M("pg2", 1, LSN - 100, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, "no member is ahead"
+	},
+	{
+		"no leader, primary, no members: acquire",
+		{NO_LEADER},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, primary, member on a higher timeline: wait",
+		{NO_LEADER,
+		.members = {M("pg2", 1, LSN, LIVE), M("pg3", 2, LSN - 4096, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "\"pg3\" is ahead"
+	},
+	{
+		"no leader, primary, member with more WAL on the same timeline: wait",
+		{NO_LEADER, .members = {M("pg2", 1, LSN + 1, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "\"pg2\" is ahead"
+	},
+	{
+		"no leader, primary, member with more WAL on an older timeline: acquire",
+		{NO_LEADER, .members = {M("pg2", 1, LSN + 4096, LIVE)}},
+		{PRIMARY("pg1", 2, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, primary, silent member ahead still counts: wait",
+		{NO_LEADER, .members = {M("pg2", 1, LSN + 1, SILENT)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "pg2"
+	},
+	{
+		"no leader, primary, nofailover member ahead still counts: wait",
+		{NO_LEADER, .members = {MNF("pg2", 2, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "pg2"
+	},
+	{
+		"no leader, primary, own member entry ahead is ignored: acquire",
+		{NO_LEADER,
+		.members = {M("pg1", 3, LSN + 4096, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+
+	{
+		"no leader, primary at the status key position: acquire",
+		{NO_LEADER, .leader_optime = LSN, .members = {M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .last_leader_lsn = LSN},
+		HA_ACQUIRE, NULL, NULL
+	},
+
+	/*
+	 * A primary far behind the last known leader position: a newer leader
+	 * (on a later timeline, whose own member key and those of its replicas
+	 * have expired) wrote well past this server.  Taking the key would
+	 * throw away that leader's acknowledged writes, which the election
+	 * refuses to do for a replica (maximum_lag_on_failover).
+	 */
+	{
+		"no leader, primary far behind the status key: wait",
+		{NO_LEADER, .leader_optime = LSN + 64 * MAX_LAG},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "last leader wrote up to"
+	},
+	{
+		"no leader, status key on a later timeline than this primary: wait",
+		{NO_LEADER, .leader_optime = LSN - 100, .leader_timeline = 2},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "timeline 2"
+	},
+	{
+		"no leader, status key on this primary's timeline and behind it: acquire",
+		{NO_LEADER, .leader_optime = LSN - 100, .leader_timeline = 1},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, status key on an older timeline further ahead: acquire",
+		{NO_LEADER, .leader_optime = LSN + 64 * MAX_LAG, .leader_timeline = 1},
+		{PRIMARY("pg1", 2, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"initialize missing while another server leads: wait, never re-initialize",
+		{.initialize = NULL, .leader = "pg1", .leader_lease = THEIR_LEASE,
+		.members = {M("pg1", 1, LSN, LIVE)}},
+		{PRIMARY("pg9", 1, LSN)},
+		HA_WAIT, "pg1", "initialize key is missing"
+	},
+	{
+		"initialize missing while we lead: write it again",
+		{.initialize = NULL, .leader = "pg1", .leader_lease = OUR_LEASE,
+		.members = {M("pg1", 1, LSN, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .is_leader = true},
+		HA_INITIALIZE, NULL, NULL
+	},
+	{
+		"election: status key on a later timeline than this replica: wait",
+		{NO_LEADER, .leader_optime = LSN - 100, .leader_timeline = 2},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "still on timeline 1"
+	},
+	{
+		"election: a silent member far ahead bounds the lag: wait",
+		{NO_LEADER, .members = {M("pg3", 1, LSN + 2 * MAX_LAG, SILENT)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "maximum_lag_on_failover"
+	},
+	{
+		"election: a silent member slightly ahead within the lag: promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN + 100, SILENT)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+
+	/* 4b. nobody leads, we are a replica: the election */
+	{
+		"election: the best candidate promotes",
+		{NO_LEADER,
+		.members = {M("pg1", 1, LSN, SILENT), M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: alone in the view, promote",
+		{NO_LEADER},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: nofailover never promotes",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN), .nofailover = true},
+		HA_WAIT, NULL, "nofailover"
+	},
+	{
+		"election: not streaming and replay behind receive: wait",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 1, LATE)},
+		HA_WAIT, NULL, "replayed"
+	},
+	{
+		"election: not streaming, replay ahead of receive (archive): promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN - 4096, LSN, LATE)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: streaming within stream_wait: wait",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT - 1), .streaming = true},
+		HA_WAIT, NULL, "stream"
+	},
+	{
+		"election: streaming, replay behind, within stream_wait: wait for stream",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 100, 0), .streaming = true},
+		HA_WAIT, NULL, "stream"
+	},
+	{
+		"election: streaming, exactly stream_wait elapsed: promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT), .streaming = true},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: streaming after stream_wait, replay behind: promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 100, LATE), .streaming = true},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: streaming after stream_wait ranks by received position",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 50, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 100, LATE), .streaming = true},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: lag one byte over maximum_lag (last_leader_lsn): wait",
+		{NO_LEADER},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN + MAX_LAG + 1},
+		HA_WAIT, NULL, "maximum_lag_on_failover"
+	},
+	{
+		"election: lag exactly maximum_lag: promote",
+		{NO_LEADER},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN + MAX_LAG},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: lag over maximum_lag via the status key: wait",
+		{NO_LEADER, .leader_optime = LSN + 2 * MAX_LAG},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN},
+		HA_WAIT, NULL, "maximum_lag_on_failover"
+	},
+	{
+		"election: status key older than last_leader_lsn, the larger counts: wait",
+		{NO_LEADER, .leader_optime = LSN},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN + 2 * MAX_LAG},
+		HA_WAIT, NULL, "maximum_lag_on_failover"
+	},
+	{
+		"election: status key exactly maximum_lag ahead: promote",
+		{NO_LEADER, .leader_optime = LSN + MAX_LAG},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: ahead of the last known leader position: promote",
+		{NO_LEADER, .leader_optime = LSN - 100},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN - 200},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: lag measured from the received position when streaming",
+		{NO_LEADER},
+		{ELECTOR("pg2", 1, LSN, LSN - 2 * MAX_LAG, LATE), .streaming = true,
+		.last_leader_lsn = LSN + MAX_LAG},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: another member ahead: wait, naming it",
+		{NO_LEADER,
+		.members = {M("pg1", 1, LSN - 100, LIVE), M("pg3", 1, LSN + 1, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg3\" is a better candidate"
+	},
+	{
+		"election: another member ahead with a lower priority still wins: wait",
+		{NO_LEADER, .members = {MP("pg3", 1, LSN + 1, LIVE, 0)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "pg3"
+	},
+	{
+		"election: another member behind with a higher priority: promote",
+		{NO_LEADER, .members = {MP("pg1", 1, LSN - 1, LIVE, 9)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: equal position, other member has higher priority: wait",
+		{NO_LEADER, .members = {MP("pg3", 1, LSN, LIVE, PRIO + 1)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg3\""
+	},
+	{
+		"election: equal position, other member has lower priority: promote",
+		{NO_LEADER, .members = {MP("pg1", 1, LSN, LIVE, PRIO - 1)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: equal position and priority, lower name pg1 wins over us (pg2)",
+		{NO_LEADER, .members = {M("pg1", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg1\""
+	},
+	{
+		"election: equal position and priority, we (pg1) win over pg2",
+		{NO_LEADER, .members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg1", 1, LSN)},
+		HA_PROMOTE, "pg1", NULL
+	},
+	{
+		"election: other member nofailover and ahead is ignored: promote",
+		{NO_LEADER,
+		.members = {MNF("pg3", 1, LSN + 4096, LIVE), MNF("pg4", 2, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: other member on an older timeline with more WAL: promote",
+		{NO_LEADER, .members = {M("pg1", 1, LSN + 4096, LIVE)}},
+		{CANDIDATE("pg2", 2, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: other member on a newer timeline with less WAL: wait",
+		{NO_LEADER, .members = {M("pg3", 3, LSN - 4096, LIVE)}},
+		{CANDIDATE("pg2", 2, LSN)},
+		HA_WAIT, NULL, "\"pg3\""
+	},
+	{
+		"election: silent member before member_wait: wait for it to publish",
+		{NO_LEADER,
+		.members = {M("pg1", 1, LSN - 100, LIVE), M("pg3", 1, LSN - 100, SILENT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, MEMBER_WAIT - 1)},
+		HA_WAIT, NULL, "publish"
+	},
+	{
+		"election: member last updated at the leaderless revision is silent: wait",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LEFT_AT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT)},
+		HA_WAIT, NULL, "\"pg3\" to publish"
+	},
+	{
+		"election: member updated one revision after the leader left has spoken",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LEFT_AT + 1)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: silent member ahead after member_wait is ignored: promote",
+		{NO_LEADER,
+		.members = {M("pg3", 2, LSN + 4096, SILENT), M("pg4", 1, LSN - 1, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, MEMBER_WAIT + 1)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: silent member at exactly member_wait is ignored: promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN + 4096, SILENT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, MEMBER_WAIT)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: member that spoke stays a rival after member_wait: wait",
+		{NO_LEADER,
+		.members = {M("pg3", 1, LSN + 1, LIVE), M("pg4", 1, LSN + 9, SILENT)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg3\""
+	},
+	{
+		"election: our own member entry (silent, ahead) is ignored: promote",
+		{NO_LEADER,
+		.members = {M("pg2", 3, LSN + 4096, SILENT), M("pg3", 1, LSN - 1, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_PROMOTE, "pg2", NULL
+	},
+
+	/* a full view */
+	{
+		"full view: AUTOHA_MAX_MEMBERS members all behind: promote",
+		{NO_LEADER, .pad = M("pad", 1, LSN - 100, LIVE)},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"full view: the last of AUTOHA_MAX_MEMBERS members is ahead: wait",
+		{NO_LEADER, .pad = M("pad", 1, LSN - 100, LIVE),
+		.members = {M("last", 1, LSN + 1, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"last\""
+	},
+	{
+		"full view: the last of AUTOHA_MAX_MEMBERS members is silent: wait",
+		{NO_LEADER, .pad = M("pad", 1, LSN - 100, LIVE),
+		.members = {M("last", 1, LSN - 100, SILENT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_WAIT, NULL, "\"last\" to publish"
+	},
+	{
+		"full view: leader is the last of AUTOHA_MAX_MEMBERS members: follow",
+		{LEADER("last", THEIR_LEASE), .pad = M("pad", 1, LSN - 100, LIVE),
+		.members = {M("last", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "last", NULL
+	},
+	{
+		"full view: primary, the last member is on a higher timeline: wait",
+		{NO_LEADER, .pad = M("pad", 1, LSN - 100, LIVE),
+		.members = {M("last", 2, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "\"last\""
+	},
+};
+
+#define NCASES ((int) (sizeof(cases) / sizeof(cases[0])))
+
+/* ------------------------------------------------------------------ */
+/* Builders                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+add_member(ClusterView *view, const MemberSpec *spec, const char *name,
+		   bool is_leader)
+{
+	MemberInfo *m = &view->members[view->nmembers++];
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	snprintf(m->role, sizeof(m->role), "%s", is_leader ? "primary" : "replica");
+	snprintf(m->state, sizeof(m->state), "running");
+	snprintf(m->replication_state, sizeof(m->replication_state), "%s",
+			 is_leader ? "" : "streaming");
+	snprintf(m->host, sizeof(m->host), "10.0.0.%d", view->nmembers);
+	m->port = 5432;
+	m->timeline = spec->timeline;
+	m->lsn = spec->lsn;
+	m->nofailover = spec->nofailover;
+	m->failover_priority = spec->priority;
+	snprintf(m->tags, sizeof(m->tags), "%s",
+			 spec->nofailover ? "{\"nofailover\":true}" : "{}");
+	m->mod_revision = spec->mod_revision;
+	m->lease = 9000 + view->nmembers;
+}
+
+/* Expand a ViewSpec; returns false if it does not fit in a ClusterView. */
+static bool
+build_view(const ViewSpec *spec, ClusterView *view)
+{
+	int			nexplicit = 0;
+	int			i;
+
+	memset(view, 0, sizeof(*view));
+	view->revision = READ_AT;
+	if (spec->initialize != NULL)
+	{
+		view->has_initialize = true;
+		snprintf(view->initialize, sizeof(view->initialize), "%s",
+				 spec->initialize);
+	}
+	if (spec->leader != NULL)
+	{
+		view->has_leader = true;
+		snprintf(view->leader, sizeof(view->leader), "%s", spec->leader);
+		view->leader_create_revision = LEADER_TERM;
+		view->leader_lease = spec->leader_lease;
+	}
+	if (spec->leader_optime != 0)
+	{
+		view->has_leader_optime = true;
+		view->leader_optime = spec->leader_optime;
+		view->leader_timeline = spec->leader_timeline;
+	}
+
+	while (nexplicit < MAX_SPEC_MEMBERS && spec->members[nexplicit].name != NULL)
+		nexplicit++;
+	if (nexplicit > AUTOHA_MAX_MEMBERS)
+		return false;
+
+	if (spec->pad.name != NULL)
+	{
+		for (i = 0; i < AUTOHA_MAX_MEMBERS - nexplicit; i++)
+		{
+			char		name[AUTOHA_NAME_LEN];
+
+			snprintf(name, sizeof(name), "%s%02d", spec->pad.name, i);
+			add_member(view, &spec->pad, name, false);
+		}
+	}
+	for (i = 0; i < nexplicit; i++)
+	{
+		const MemberSpec *m = &spec->members[i];
+
+		add_member(view, m, m->name,
+				   spec->leader != NULL && strcmp(m->name, spec->leader) == 0);
+	}
+	return true;
+}
+
+static void
+build_local(const LocalSpec *spec, LocalState *local)
+{
+	memset(local, 0, sizeof(*local));
+	local->name = spec->name;
+	snprintf(local->sysid, sizeof(local->sysid), "%s", spec->sysid);
+	local->in_recovery = spec->in_recovery;
+	local->streaming = spec->streaming;
+	local->receive_lsn = spec->receive_lsn;
+	local->replay_lsn = spec->replay_lsn;
+	local->write_lsn = spec->write_lsn;
+	local->timeline = spec->timeline;
+	local->nofailover = spec->nofailover;
+	local->failover_priority = spec->priority;
+	local->maximum_lag = spec->maximum_lag;
+	local->is_leader = spec->is_leader;
+	local->last_leader_lsn = spec->last_leader_lsn;
+	local->leaderless_since_revision = spec->leaderless_since_revision;
+	local->leaderless_ms = spec->leaderless_ms;
+	local->member_wait_ms = spec->member_wait_ms;
+	local->stream_wait_ms = spec->stream_wait_ms;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+test_decisions(void)
+{
+	int			i;
+
+	for (i = 0; i < NCASES; i++)
+	{
+		const HaCase *c = &cases[i];
+		static ClusterView view;
+		LocalState	local;
+		HaDecision	d;
+		bool		built;
+		size_t		reason_len;
+
+		built = build_view(&c->view, &view);
+		if (!built)
+		{
+			UNIT_OK(false, "%s: view builds", c->name);
+			continue;
+		}
+		if (c->view.pad.name != NULL)
+			UNIT_OK(view.nmembers == AUTOHA_MAX_MEMBERS,
+					"%s: view holds %d members", c->name, AUTOHA_MAX_MEMBERS);
+		build_local(&c->local, &local);
+
+		d = ha_decide(&view, &local);
+		reason_len = strnlen(d.reason, sizeof(d.reason));
+
+		UNIT_STR_EQ(ha_action_name(d.action), ha_action_name(c->action),
+					"%s: action %s", c->name, ha_action_name(c->action));
+		UNIT_STR_EQ(d.leader, c->leader != NULL ? c->leader : "",
+					"%s: leader \"%s\"", c->name,
+					c->leader != NULL ? c->leader : "");
+		UNIT_OK(reason_len > 0 && reason_len < sizeof(d.reason),
+				"%s: reason is given", c->name);
+		if (c->reason != NULL)
+		{
+			UNIT_OK(reason_len < sizeof(d.reason) &&
+					strstr(d.reason, c->reason) != NULL,
+					"%s: reason mentions '%s'", c->name, c->reason);
+		}
+		if (d.action != c->action ||
+			(c->reason != NULL && strstr(d.reason, c->reason) == NULL))
+			printf("#   reason: %s\n", d.reason);
+	}
+}
+
+static void
+test_action_names(void)
+{
+	static const struct
+	{
+		HaAction	action;
+		const char *name;
+	}			names[] = {
+		{HA_WAIT, "wait"},
+		{HA_REFUSE, "refuse"},
+		{HA_INITIALIZE, "initialize"},
+		{HA_ACQUIRE, "acquire"},
+		{HA_LEAD, "lead"},
+		{HA_FOLLOW, "follow"},
+		{HA_PROMOTE, "promote"},
+		{HA_STAND_ASIDE, "stand aside"},
+	};
+	int			i;
+
+	for (i = 0; i < (int) (sizeof(names) / sizeof(names[0])); i++)
+		UNIT_STR_EQ(ha_action_name(names[i].action), names[i].name,
+					"ha_action_name(%d) = \"%s\"", (int) names[i].action,
+					names[i].name);
+	UNIT_STR_EQ(ha_action_name((HaAction) 99), "unknown",
+				"ha_action_name of an out-of-range value");
+}
+
+static void
+test_find_member(void)
+{
+	static ClusterView view;
+	static const ViewSpec spec = {
+		NO_LEADER, .pad = M("pad", 1, LSN, LIVE), .members = {M("last", 1, LSN, LIVE)}
+	};
+	const MemberInfo *m;
+	bool		built;
+
+	memset(&view, 0, sizeof(view));
+	UNIT_OK(ha_find_member(&view, "pg1") == NULL,
+			"ha_find_member: empty view finds nothing");
+
+	built = build_view(&spec, &view);
+	UNIT_OK(built && view.nmembers == AUTOHA_MAX_MEMBERS,
+			"ha_find_member: full view builds");
+	m = ha_find_member(&view, "pad00");
+	UNIT_OK(m == &view.members[0], "ha_find_member: first member");
+	m = ha_find_member(&view, "last");
+	UNIT_OK(m == &view.members[AUTOHA_MAX_MEMBERS - 1],
+			"ha_find_member: last of AUTOHA_MAX_MEMBERS members");
+	UNIT_OK(ha_find_member(&view, "pad") == NULL,
+			"ha_find_member: a prefix of a name does not match");
+	UNIT_OK(ha_find_member(&view, "pg9") == NULL,
+			"ha_find_member: unknown name");
+}
+
+static void
+test_local_position(void)
+{
+	LocalState	local;
+
+	memset(&local, 0, sizeof(local));
+	local.in_recovery = false;
+	local.write_lsn = 5000;
+	local.receive_lsn = 7000;
+	local.replay_lsn = 6000;
+	UNIT_OK(ha_local_position(&local) == 5000,
+			"ha_local_position: a primary publishes its write position");
+
+	local.in_recovery = true;
+	UNIT_OK(ha_local_position(&local) == 7000,
+			"ha_local_position: replica, receive ahead of replay -> receive");
+
+	local.receive_lsn = 4000;
+	UNIT_OK(ha_local_position(&local) == 6000,
+			"ha_local_position: replica, replay ahead of receive -> replay");
+
+	local.receive_lsn = 6000;
+	UNIT_OK(ha_local_position(&local) == 6000,
+			"ha_local_position: replica, receive equal to replay");
+
+	local.receive_lsn = AUTOHA_INVALID_LSN;
+	local.replay_lsn = AUTOHA_INVALID_LSN;
+	UNIT_OK(ha_local_position(&local) == AUTOHA_INVALID_LSN,
+			"ha_local_position: replica with no WAL yet");
+}
+
+int
+main(void)
+{
+	printf("# %d ha_decide cases\n", NCASES);
+	test_decisions();
+	test_action_names();
+	test_find_member();
+	test_local_position();
+	UNIT_DONE();
+}
