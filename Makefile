@@ -24,7 +24,6 @@ DATA = pg_autoha--1.0.sql
 REGRESS = pg_autoha
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
-PROVE_FLAGS = -I $(srcdir)/test/perl
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -ljansson
@@ -44,8 +43,14 @@ test/unit/test_dcs: test/unit/test_dcs.c src/dcs.c src/etcd.c src/ha.c src/dcs.h
 test/unit/test_etcd_codec: test/unit/test_etcd_codec.c src/etcd.c src/etcd.h test/unit/unit.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_etcd_codec.c src/etcd.c -lcurl -ljansson
 
-.PHONY: unit
-unit: $(UNIT_TESTS)
-	prove -e '' $(UNIT_TESTS)
+# etcd.c against a real etcd: run_etcd_live.sh starts a throwaway etcd on
+# free local ports (skipped when /usr/bin/etcd is missing).
+UNIT_LIVE = test/unit/test_etcd_live
+test/unit/test_etcd_live: test/unit/test_etcd_live.c src/etcd.c src/etcd.h test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_etcd_live.c src/etcd.c -lcurl -ljansson
 
-EXTRA_CLEAN = $(UNIT_TESTS) tmp_check
+.PHONY: unit
+unit: $(UNIT_TESTS) $(UNIT_LIVE)
+	prove -e '' $(UNIT_TESTS) test/unit/run_etcd_live.sh
+
+EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) tmp_check

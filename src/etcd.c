@@ -47,9 +47,9 @@
 #include <strings.h>
 
 #include <curl/curl.h>
-#include "json_compat.h"
 
 #include "etcd.h"
+#include "json_compat.h"		/* jansson, minus the server's json_object() */
 
 /* A reply larger than this is refused rather than buffered. */
 #define ETCD_MAX_REPLY_BYTES	(16 * 1024 * 1024)
@@ -156,6 +156,15 @@ dup_optional(const char *s)
 	if (s == NULL || s[0] == '\0')
 		return NULL;
 	return strdup(s);
+}
+
+/* Does a setting stored by dup_optional() equal the new value? */
+static bool
+same_optional(const char *stored, const char *s)
+{
+	if (s == NULL || s[0] == '\0')
+		return stored == NULL;
+	return stored != NULL && strcmp(stored, s) == 0;
 }
 
 /*
@@ -316,9 +325,11 @@ b64_decode_with(const char *text, size_t *len_out,
 	if (tlen % 4 != 0)
 		return NULL;
 	if (tlen > 0 && text[tlen - 1] == '=')
+	{
 		npad++;
-	if (tlen > 1 && text[tlen - 2] == '=')
-		npad++;
+		if (text[tlen - 2] == '=')
+			npad++;
+	}
 	outlen = tlen / 4 * 3 - npad;
 
 	out = alloc_fn(outlen + 1);
@@ -1247,6 +1258,12 @@ etcd_client_set_auth(EtcdClient *client, const char *username,
 {
 	if (client == NULL)
 		return;
+	/* called on every configuration reload: keep a token that still fits */
+	if (same_optional(client->username, username) &&
+		(client->username == NULL ||
+		 (client->password != NULL &&
+		  strcmp(client->password, password ? password : "") == 0)))
+		return;
 	free(client->username);
 	free(client->password);
 	free(client->token);
@@ -1261,12 +1278,27 @@ etcd_client_set_tls(EtcdClient *client, const char *cacert,
 {
 	if (client == NULL)
 		return;
+	/* called on every configuration reload: keep the connection if we can */
+	if (same_optional(client->cacert, cacert) &&
+		same_optional(client->cert, cert) &&
+		same_optional(client->key, key))
+		return;
 	free(client->cacert);
 	free(client->cert);
 	free(client->key);
 	client->cacert = dup_optional(cacert);
 	client->cert = dup_optional(cert);
 	client->key = dup_optional(key);
+
+	/*
+	 * Start over with a fresh handle, so that neither a cached connection
+	 * nor a cached TLS session made under the old settings can be reused
+	 * (a resumed session skips certificate checks).  post_once() makes the
+	 * new handle.
+	 */
+	if (client->curl != NULL)
+		curl_easy_cleanup(client->curl);
+	client->curl = NULL;
 }
 
 const char *
@@ -1356,7 +1388,7 @@ post_once(EtcdClient *client, int idx, const char *path, const char *body,
 		  bool with_token, ReplyBuffer *reply, long *http_code,
 		  char *why, size_t whylen)
 {
-	CURL	   *curl = client->curl;
+	CURL	   *curl;
 	const char *ep = client->endpoints[idx];
 	struct curl_slist *headers = NULL;
 	struct curl_slist *h;
@@ -1368,6 +1400,12 @@ post_once(EtcdClient *client, int idx, const char *path, const char *body,
 	size_t		urllen = strlen(ep) + strlen(path) + 1;
 
 	*http_code = 0;
+	if (client->curl == NULL && (client->curl = curl_easy_init()) == NULL)
+	{
+		set_msg(why, whylen, "could not create a libcurl handle");
+		return ETCD_ERR_ARGUMENT;
+	}
+	curl = client->curl;
 	url = malloc(urllen);
 	if (url == NULL)
 	{
@@ -1433,9 +1471,24 @@ post_once(EtcdClient *client, int idx, const char *path, const char *body,
 	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, client->curl_error);
 	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(curl, CURLOPT_CAINFO, client->cacert);
-	curl_easy_setopt(curl, CURLOPT_SSLCERT, client->cert);
-	curl_easy_setopt(curl, CURLOPT_SSLKEY, client->key);
+
+	/*
+	 * A proxy from the environment (http_proxy etc.) would put a third
+	 * party between the cluster and its leader lease; etcd is always
+	 * talked to directly.
+	 */
+	curl_easy_setopt(curl, CURLOPT_PROXY, "");
+
+	/*
+	 * Only set what was configured: setting CURLOPT_CAINFO to NULL would
+	 * also drop curl's default CA bundle.
+	 */
+	if (client->cacert != NULL)
+		curl_easy_setopt(curl, CURLOPT_CAINFO, client->cacert);
+	if (client->cert != NULL)
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, client->cert);
+	if (client->key != NULL)
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, client->key);
 
 	rc = curl_easy_perform(curl);
 
@@ -1481,8 +1534,8 @@ post_once(EtcdClient *client, int idx, const char *path, const char *body,
 	}
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 	{
-		set_msg(why, whylen, "etcd at %s did not answer within %ld ms: %s",
-				ep, client->timeout_ms,
+		/* curl's text tells a connect (or TLS) timeout from a slow reply */
+		set_msg(why, whylen, "etcd at %s timed out: %s", ep,
 				client->curl_error[0] ? client->curl_error : curl_easy_strerror(rc));
 		st = ETCD_ERR_TIMEOUT;
 	}

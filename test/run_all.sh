@@ -30,7 +30,7 @@ TEST_USER=${TEST_USER:-postgres}
 PGBIN=/usr/lib/postgresql/15/bin
 export PATH="$PGBIN:$PATH"
 export DEBIAN_FRONTEND=noninteractive
-export LC_ALL=C.UTF-8 2>/dev/null || true
+export LC_ALL=C.UTF-8
 
 log() { printf '\n=== %s: %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '\nrun_all.sh: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,7 +42,7 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
 	log "installing packages"
 	apt-get update </dev/null
 	apt-get install -y --no-install-recommends </dev/null \
-		make gcc libc6-dev perl \
+		make gcc libc6-dev \
 		postgresql-15 postgresql-server-dev-15 libipc-run-perl \
 		etcd-server etcd-client \
 		libcurl4-openssl-dev libjansson-dev pkg-config
@@ -69,16 +69,21 @@ summary() {
 
 # ---------------------------------------------------------------- cleanup
 TMP=""
+TESTROOT=""
 ETCD_PID=""
 PG_PID=""
+alive() {  # alive PID: running, and not a zombie waiting for an absent reaper
+	kill -0 "$1" 2>/dev/null || return 1
+	! grep -q ') Z ' "/proc/$1/stat" 2>/dev/null
+}
 stop_pid() {  # stop_pid PID NAME SIGNAL: signal, wait up to 30 s, then SIGKILL
 	local pid=$1 name=$2 sig=$3 i
 	[ -n "$pid" ] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
+	alive "$pid" || return 0
 	echo "stopping $name (pid $pid)"
 	kill -"$sig" "$pid" 2>/dev/null || true
 	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		alive "$pid" || return 0
 		sleep 0.1
 	done
 	echo "$name (pid $pid) did not stop, sending SIGKILL"
@@ -97,6 +102,9 @@ cleanup() {
 		else
 			rm -rf "$TMP"
 		fi
+	fi
+	if [ -n "$TESTROOT" ] && [ "$TESTROOT" != "$ROOT" ] && [ -d "$TESTROOT" ]; then
+		if [ "$FAILED" = 0 ] && [ "$rc" = 0 ] && [ "${KEEP_TMP:-0}" != 1 ]; then rm -rf "$TESTROOT"; else echo "test copy of the tree kept: $TESTROOT"; fi
 	fi
 	[ "$rc" != 0 ] && FAILED=1
 	summary
@@ -146,17 +154,18 @@ if ! runuser -u "$TEST_USER" -- test -w "$ROOT" -a -r "$ROOT/Makefile"; then
 fi
 
 # ---------------------------------------------------------------- free ports
-# A port nothing listens on (127.0.0.1), outside the range PostgreSQL::Test::
-# Cluster picks from (10200-32767), so the TAP tests cannot collide with it.
+# A port nothing listens on (127.0.0.1), outside both the range PostgreSQL::Test::
+# Cluster picks from (10200-32767) and the usual ephemeral range (32768-60999),
+# so neither the TAP tests nor outgoing connections can collide with it.
 USED_PORTS=""
-free_port() {
-	local p
+free_port() {  # free_port VAR: sets VAR to a free port
+	local var=$1 p i
 	for ((i = 0; i < 500; i++)); do
-		p=$((33000 + RANDOM % 7000))
+		p=$((61000 + RANDOM % 4000))
 		case " $USED_PORTS " in *" $p "*) continue ;; esac
 		if perl -MIO::Socket::INET -e 'exit(IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0], Listen => 1, ReuseAddr => 1) ? 0 : 1)' "$p"; then
 			USED_PORTS="$USED_PORTS $p"
-			echo "$p"
+			printf -v "$var" '%s' "$p"
 			return 0
 		fi
 	done
@@ -165,9 +174,10 @@ free_port() {
 
 TMP=$(mktemp -d /tmp/pg_autoha_run.XXXXXX)
 chmod 755 "$TMP"
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-PGPORT=$(free_port)
+cd "$TMP"   # a directory the test user can enter, whatever the checkout path
+free_port ETCD_PORT
+free_port ETCD_PEER_PORT
+free_port PGPORT
 ETCD_EP="http://127.0.0.1:$ETCD_PORT"
 
 # ---------------------------------------------------------------- etcd
@@ -249,7 +259,10 @@ tap_result() {  # from the prove output in $IC_LOG
 	if grep -q '^Result: PASS' "$IC_LOG"; then
 		R_TAP="PASS($(sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\1 files, \2 tests/p' "$IC_LOG" | tail -n 1))"
 	else
-		R_TAP="FAIL($( (grep -E '^Failed [0-9]+\/[0-9]+ test programs' "$IC_LOG" || sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\1 files, \2 tests/p' "$IC_LOG") | tail -n 1 | sed 's/\. *$//'))"
+		local failed total
+		failed=$(sed -n 's#^test/t/\([^ ]*\)\.pl *(Wstat.*#\1#p' "$IC_LOG" | sort -u | tr '\n' ' ' | sed 's/ *$//')
+		total=$(sed -n 's/^Files=\([0-9]*\), Tests=\([0-9]*\),.*/\1 files, \2 tests/p' "$IC_LOG" | tail -n 1)
+		R_TAP="FAIL(${failed:-prove did not finish}; ${total:-no summary})"
 		FAILED=1
 	fi
 }
@@ -257,8 +270,12 @@ print_tap_failures() {
 	local t f
 	for t in $(sed -n 's#^\(test/t/[^ ]*\.pl\) .*(Wstat.*#\1#p' "$IC_LOG" | sort -u); do
 		f="$TESTROOT/tmp_check/log/regress_log_$(basename "$t" .pl)"
-		echo "---------------- $t: tail of $f"
-		tail -n 150 "$f" 2>/dev/null || echo "(no log)"
+		echo "---------------- $t: results, notes and diagnostics from $f"
+		if [ -f "$f" ]; then
+			grep -E '^\[[^]]*\]\([^)]*\) (ok|not ok|#)' "$f" | grep -v '# Checking port' | tail -n 200
+		else
+			echo "(no log)"
+		fi
 	done
 	echo "---------------- (all TAP logs, server and etcd logs: $TESTROOT/tmp_check/log/)"
 }
@@ -287,7 +304,19 @@ fi
 
 if [ "$R_REGRESS" = FAIL ]; then
 	echo "================ regression diffs"
-	if [ -f "$TESTROOT/regression.diffs" ]; then cat "$TESTROOT/regression.diffs"; else echo "(no regression.diffs)"; fi
+	if [ -s "$TESTROOT/regression.diffs" ]; then
+		cat "$TESTROOT/regression.diffs"
+	else
+		echo "(no regression.diffs)"
+	fi
+	for out in "$TESTROOT"/results/*.out; do
+		[ -f "$out" ] || continue
+		exp="$TESTROOT/expected/$(basename "$out")"
+		if [ ! -f "$exp" ]; then
+			echo "================ $exp is missing; the output was ($out):"
+			cat "$out"
+		fi
+	done
 	echo "================ tail of the temporary server log ($TMP/postgresql.log)"
 	tail -n 80 "$TMP/postgresql.log" || true
 fi

@@ -567,6 +567,7 @@ sub kill9_node
 	my $pid = $node->{_pid};
 	croak "node " . $node->name . " is not running" unless defined $pid;
 	my @kids = _children($pid);
+	note("kill -9 of " . $node->name . " postmaster $pid (children: @kids)");
 	$node->kill9;
 	push @orphans, @kids;
 	poll_until(sub { !_pid_alive($pid) }, 10, "postmaster $pid to die", 0.05);

@@ -90,7 +90,7 @@ my $follow_secs = wait_streaming($writer, [$other], 60);
 ok(defined $follow_secs, $other->name . ' streams from the new leader');
 note(sprintf("%s streaming from %s %.2f s after the failover",
 		$other->name, $writer->name, now_s() - $t_kill));
-is(sql($writer, "SELECT slot_name || '|' || active FROM pg_replication_slots WHERE slot_name = '" . $other->name . "'"),
+is(sql($writer, "SELECT slot_name, active FROM pg_replication_slots WHERE slot_name = '" . $other->name . "'"),
 	$other->name . '|t', 'through its slot on the new leader');
 is(sql($other, 'SELECT received_tli FROM pg_stat_wal_receiver'), '2',
 	$other->name . ' follows timeline 2');

@@ -59,7 +59,9 @@ Time::HiRes::sleep(4 * $AutohaTest::LOOP_WAIT / 1000.0);
 
 my $after = etcd_get_prefix($etcd, ckey($cluster) . '/');
 ok(!exists $after->{ ckey($cluster, 'members', 'foreign') }, 'no members/foreign key');
-is_deeply([ grep { /foreign/ } keys %$after ], [], 'no key of the cluster names foreign');
+my $cprefix = ckey($cluster) . '/';
+is_deeply([ grep { substr($_, length $cprefix) =~ /foreign/ || $after->{$_} =~ /\bforeign\b/ } sort keys %$after ],
+	[], 'no key of the cluster names foreign, in its name or its value');
 is($after->{ ckey($cluster, 'leader') }, 'node1', 'leader key unchanged');
 is($after->{ ckey($cluster, 'initialize') }, $before->{ ckey($cluster, 'initialize') }, 'initialize unchanged');
 is_deeply([ sort grep { !m{/(status|members/node1)$} } keys %$after ],

@@ -3,9 +3,10 @@
 # run_etcd_live.sh — run test_etcd_live against a throwaway etcd.
 #
 # Starts a single-member etcd on free ports of 127.0.0.1 in a temporary
-# directory, plus a TCP listener that accepts connections and never answers
-# (for the timeout and abort tests), runs the test program with
-#   <live url> <dead url> <hanging url>
+# directory (over http, and over https with client certificates when
+# openssl can make them), plus a TCP listener that accepts connections and
+# never answers (for the timeout and abort tests), runs the test program with
+#   <live url> <dead url> <hanging url> [<https url> <ca> <cert> <key>]
 # and stops both processes by PID when it exits, whatever happens.
 # Output is the test program's TAP; diagnostics go to stderr.
 #
@@ -32,9 +33,14 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/autoha-etcd-live.XXXXXX") || exit 1
 etcd_pid=
 hang_pid=
+prog_pid=
 
 cleanup()
 {
+	if [ -n "$prog_pid" ]; then
+		kill "$prog_pid" 2>/dev/null
+		wait "$prog_pid" 2>/dev/null
+	fi
 	if [ -n "$etcd_pid" ]; then
 		kill "$etcd_pid" 2>/dev/null
 		wait "$etcd_pid" 2>/dev/null
@@ -57,10 +63,10 @@ fail()
 	exit 1
 }
 
-# Three distinct free ports, held open together so they cannot repeat.
-read -r client_port peer_port dead_port < <(python3 -c '
+# Four distinct free ports, held open together so they cannot repeat.
+read -r client_port peer_port dead_port tls_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -68,13 +74,45 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 
 live_url="http://127.0.0.1:$client_port"
 dead_url="http://127.0.0.1:$dead_port"
+tls_url="https://127.0.0.1:$tls_port"
+
+# A CA, a server certificate for 127.0.0.1 and a client certificate, so
+# that the same etcd also listens on https and demands client certificates.
+make_certs()
+{
+	local d=$tmp/tls
+	mkdir -p "$d" &&
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=autoha-test-ca \
+		-keyout "$d/ca.key" -out "$d/ca.crt" &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+		-keyout "$d/server.key" -out "$d/server.csr" &&
+	printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' >"$d/server.ext" &&
+	openssl x509 -req -days 2 -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -extfile "$d/server.ext" -out "$d/server.crt" &&
+	openssl req -newkey rsa:2048 -nodes -subj /CN=root \
+		-keyout "$d/client.key" -out "$d/client.csr" &&
+	printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext" &&
+	openssl x509 -req -days 2 -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
+		-CAcreateserial -extfile "$d/client.ext" -out "$d/client.crt"
+}
+
+tls_args=()
+if command -v openssl >/dev/null && make_certs >"$tmp/openssl.log" 2>&1; then
+	tls_args=(--cert-file "$tmp/tls/server.crt" --key-file "$tmp/tls/server.key"
+			  --trusted-ca-file "$tmp/tls/ca.crt" --client-cert-auth)
+	client_urls="$live_url,$tls_url"
+else
+	echo "# openssl unavailable or failed: TLS is not tested" >&2
+	tls_url=
+	client_urls="$live_url"
+fi
 
 "$etcd_bin" --name live --data-dir "$tmp/etcd" \
-	--listen-client-urls "$live_url" --advertise-client-urls "$live_url" \
+	--listen-client-urls "$client_urls" --advertise-client-urls "$client_urls" \
 	--listen-peer-urls "http://127.0.0.1:$peer_port" \
 	--initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
 	--initial-cluster "live=http://127.0.0.1:$peer_port" \
-	--auth-token-ttl 1 \
+	--auth-token-ttl 1 "${tls_args[@]}" \
 	>"$tmp/etcd.log" 2>&1 &
 etcd_pid=$!
 
@@ -115,10 +153,18 @@ done
 [ -s "$tmp/hang.port" ] || fail "the hanging listener did not start"
 hang_url="http://127.0.0.1:$(cat "$tmp/hang.port")"
 
-echo "# etcd $live_url (pid $etcd_pid), dead $dead_url, hanging $hang_url" >&2
-${VALGRIND:-} "$prog" "$live_url" "$dead_url" "$hang_url"
+# In the background, so that a signal to this script is handled at once.
+tls_test_args=()
+if [ -n "$tls_url" ]; then
+	tls_test_args=("$tls_url" "$tmp/tls/ca.crt" "$tmp/tls/client.crt" "$tmp/tls/client.key")
+fi
+${VALGRIND:-} "$prog" "$live_url" "$dead_url" "$hang_url" "${tls_test_args[@]}" &
+prog_pid=$!
+wait "$prog_pid"
 rc=$?
+prog_pid=
 if [ $rc -ne 0 ]; then
+	echo "# etcd $live_url (pid $etcd_pid), dead $dead_url, hanging $hang_url" >&2
 	sed 's/^/# etcd: /' "$tmp/etcd.log" | tail -n 20 >&2
 fi
 exit $rc

@@ -68,6 +68,24 @@ test_base64(void)
 			"base64 decode of binary bytes keeps NULs and length, and terminates");
 	free(s);
 
+	{
+		char		all[256];
+		char	   *back;
+		size_t		n;
+		bool		same = true;
+
+		for (n = 0; n < 256 && same; n++)
+		{
+			all[n] = (char) (255 - n);
+			s = etcd_base64_encode(all, n + 1);
+			back = etcd_base64_decode(s, &len);
+			same = back != NULL && len == n + 1 && memcmp(back, all, n + 1) == 0;
+			free(s);
+			free(back);
+		}
+		UNIT_OK(same, "encode/decode round trip of 1..256 bytes of every value");
+	}
+
 	s = etcd_base64_decode("bm9kZTE=", NULL);
 	UNIT_STR_EQ(s, "node1", "base64 decode with NULL length pointer");
 	free(s);
@@ -573,8 +591,13 @@ test_client_setup(void)
 	UNIT_OK(strlen(etcd_last_error(c)) > 0, "argument errors are explained: %s", etcd_last_error(c));
 	etcd_client_set_timeout(c, 0);
 	etcd_client_set_auth(c, "root", NULL);
+	etcd_client_set_auth(c, "root", "");
+	etcd_client_set_auth(c, "root", "pw");
+	etcd_client_set_auth(c, "root", "pw");
 	etcd_client_set_auth(c, "", "x");
+	etcd_client_set_auth(c, NULL, NULL);
 	etcd_client_set_tls(c, "/nonexistent/ca.pem", "", NULL);
+	etcd_client_set_tls(c, "/nonexistent/ca.pem", NULL, "");
 	etcd_client_set_tls(c, NULL, NULL, NULL);
 	etcd_client_destroy(c);
 	etcd_client_destroy(NULL);
