@@ -69,6 +69,7 @@ typedef struct WorkerState
 	int64		lease_id;
 	int64		lease_sent_us;	/* monotonic time the last renewal was sent */
 	bool		system_verified;	/* initialize matches our system id */
+	bool		led_last_time;	/* the last read showed the key as ours */
 
 	/* election bookkeeping */
 	int64		leaderless_since_revision;
@@ -141,6 +142,10 @@ static void
 etcd_failed(const char *what)
 {
 	char		msg[AUTOHA_ERROR_LEN];
+
+	/* a request abandoned because we are exiting is not worth a warning */
+	if (ShutdownRequestPending || !PostmasterIsAlive())
+		return;
 
 	snprintf(msg, sizeof(msg), "%s: %s", what, etcd_last_error(ws.etcd));
 	publish_error(msg);
@@ -690,6 +695,18 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 
 /* ---------- one loop ---------- */
 
+/*
+ * Do we still hold the leader key although this loop could not read etcd?
+ * Only if the last read showed it as ours and etcd cannot have expired our
+ * lease yet: it cannot before the last renewal's send time plus the TTL.
+ */
+static bool
+still_leader_without_etcd(void)
+{
+	return ws.led_last_time && ws.lease_id != 0 &&
+		monotonic_us() < ws.lease_sent_us + (int64) ws.ttl * 1000000;
+}
+
 static void
 log_decision(const HaDecision *d)
 {
@@ -724,14 +741,9 @@ ha_cycle(void)
 	local.name = autoha_node_name;
 	node_observe(&local);
 
-	if (ws.system_verified && !renew_lease())
+	if ((ws.system_verified && !renew_lease()) || !read_cluster(&local, view))
 	{
-		publish_cycle(NULL, &local, NULL, false);
-		return ws.loop_wait;
-	}
-	if (!read_cluster(&local, view))
-	{
-		publish_cycle(NULL, &local, NULL, false);
+		publish_cycle(NULL, &local, NULL, still_leader_without_etcd());
 		return ws.loop_wait;
 	}
 
@@ -747,6 +759,7 @@ ha_cycle(void)
 	is_leader = view->has_leader && ws.lease_id != 0 &&
 		strcmp(view->leader, local.name) == 0 && view->leader_lease == ws.lease_id;
 	local.is_leader = is_leader;
+	ws.led_last_time = is_leader;
 
 	/* what the leader last said about its position, for the lag check */
 	if (view->has_leader)
