@@ -29,6 +29,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -36,6 +37,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/pidfile.h"
 #include "utils/timestamp.h"
 
 #include "dcs.h"
@@ -363,17 +365,57 @@ release_lease(const char *why)
 		autoha_shared->lease_id = 0;
 }
 
-static void
-exit_worker(const char *why)
+/*
+ * Is the postmaster in its shutdown sequence?  It says so in postmaster.pid
+ * before it signals its children, which is how pg_ctl knows too.  This tells
+ * a server shutdown apart from a pg_terminate_backend() of the worker: both
+ * send us SIGTERM.
+ */
+static bool
+postmaster_is_stopping(void)
+{
+	FILE	   *f;
+	char		line[MAXPGPATH];
+	int			lineno = 0;
+	bool		stopping = false;
+
+	f = AllocateFile("postmaster.pid", "r");
+	if (f == NULL)
+		return true;			/* gone: certainly not running normally */
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		if (++lineno == LOCK_FILE_LINE_PM_STATUS)
+		{
+			stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
+			break;
+		}
+	}
+	FreeFile(f);
+	return stopping;
+}
+
+/*
+ * Leave the loop.  When the server is going away (shutdown or postmaster
+ * death) revoke the lease first, so a replica can take over at once.  When
+ * only this worker was terminated, keep the lease: the postmaster restarts
+ * us after bgw_restart_time (exit code 1) and the new worker renews the
+ * lease it finds in shared memory, so nobody fails over.
+ */
+static void pg_attribute_noreturn()
+exit_worker(const char *why, bool server_going_away)
 {
 	ereport(LOG, (errmsg("pg_autoha: worker exiting: %s", why)));
-	release_lease(why);
-
-	/*
-	 * Exit code 1: the postmaster restarts us after bgw_restart_time unless
-	 * it is shutting down itself.
-	 */
+	if (server_going_away)
+		release_lease(why);
 	proc_exit(1);
+}
+
+static void pg_attribute_noreturn()
+exit_on_sigterm(void)
+{
+	if (postmaster_is_stopping())
+		exit_worker("server shutting down", true);
+	exit_worker("worker terminated; the lease is kept for the next worker", false);
 }
 
 /* ---------- reading and publishing ---------- */
@@ -573,7 +615,7 @@ wait_for_promotion(void)
 
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
-			exit_worker("server shutting down during promotion");
+			exit_on_sigterm();
 		if (monotonic_us() - start > (int64) PROMOTION_TIMEOUT_MS * 1000)
 			return false;
 		if (monotonic_us() - last_renewal > (int64) ws.loop_wait * 1000)
@@ -585,7 +627,7 @@ wait_for_promotion(void)
 					   20, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		if (rc & WL_POSTMASTER_DEATH)
-			exit_worker("postmaster died during promotion");
+			exit_worker("postmaster died during promotion", true);
 	}
 	return true;
 }
@@ -859,7 +901,7 @@ autoha_worker_main(Datum main_arg)
 
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
-			exit_worker("server shutting down");
+			exit_on_sigterm();
 		if (ConfigReloadPending)
 			process_reload();
 
@@ -869,9 +911,9 @@ autoha_worker_main(Datum main_arg)
 		MemoryContextReset(ws.loop_cxt);
 
 		if (ShutdownRequestPending)
-			exit_worker("server shutting down");
+			exit_on_sigterm();
 		if (!PostmasterIsAlive())
-			exit_worker("postmaster died");
+			exit_worker("postmaster died", true);
 		if (wait_ms <= 0)
 			continue;
 
@@ -879,6 +921,6 @@ autoha_worker_main(Datum main_arg)
 					   wait_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		if (rc & WL_POSTMASTER_DEATH)
-			exit_worker("postmaster died");
+			exit_worker("postmaster died", true);
 	}
 }
