@@ -54,6 +54,11 @@ stop_all() {
 	NODE_DIRS=()
 	if [ -n "$ETCD_PID" ]; then
 		kill "$ETCD_PID" 2>/dev/null || true
+		for _ in $(seq 1 50); do
+			kill -0 "$ETCD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$ETCD_PID" 2>/dev/null || true
 		wait "$ETCD_PID" 2>/dev/null || true
 		ETCD_PID=
 	fi
@@ -65,7 +70,12 @@ start_cluster() {
 	local run=$1 dir=$WORKDIR/run$run
 	local ec=$((BASE_PORT)) ep=$((BASE_PORT + 1))
 	mkdir -p "$dir"; chown postgres "$dir"
-	as_pg /usr/bin/etcd --name bench --data-dir "$dir/etcd" \
+	if (exec 3<>/dev/tcp/127.0.0.1/$ec) 2>/dev/null; then
+		echo "port $ec is already in use: choose another BASE_PORT" >&2
+		return 1
+	fi
+	# etcd runs as root, as a direct child, so that $! is its own PID
+	/usr/bin/etcd --name bench --data-dir "$dir/etcd" \
 		--listen-client-urls http://127.0.0.1:$ec --advertise-client-urls http://127.0.0.1:$ec \
 		--listen-peer-urls http://127.0.0.1:$ep --initial-advertise-peer-urls http://127.0.0.1:$ep \
 		--initial-cluster bench=http://127.0.0.1:$ep >"$dir/etcd.log" 2>&1 &
