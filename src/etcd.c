@@ -1834,6 +1834,20 @@ check_key(EtcdClient *client, const char *key, bool prefix)
 	return true;
 }
 
+/* {"ID": "<lease>"}, or NULL when out of memory (etcd_call reports that) */
+static json_t *
+lease_id_request(int64_t lease_id)
+{
+	json_t	   *req = json_object();
+
+	if (req != NULL && set_int64(req, "ID", lease_id) != 0)
+	{
+		json_decref(req);
+		req = NULL;
+	}
+	return req;
+}
+
 EtcdStatus
 etcd_lease_grant(EtcdClient *client, int64_t ttl, int64_t *lease_id,
 				 int64_t *granted_ttl)
@@ -1887,12 +1901,7 @@ etcd_lease_keepalive(EtcdClient *client, int64_t lease_id, int64_t *ttl_left)
 		return ETCD_ERR_ARGUMENT;
 	}
 
-	req = json_object();
-	if (req != NULL && set_int64(req, "ID", lease_id) != 0)
-	{
-		json_decref(req);
-		req = NULL;
-	}
+	req = lease_id_request(lease_id);
 	st = etcd_call(client, "/v3/lease/keepalive", req, &reply);
 	if (st != ETCD_OK)
 		return st;
@@ -1917,12 +1926,7 @@ etcd_lease_revoke(EtcdClient *client, int64_t lease_id)
 		return ETCD_ERR_ARGUMENT;
 	}
 
-	req = json_object();
-	if (req != NULL && set_int64(req, "ID", lease_id) != 0)
-	{
-		json_decref(req);
-		req = NULL;
-	}
+	req = lease_id_request(lease_id);
 	st = etcd_call(client, "/v3/lease/revoke", req, &reply);
 	if (st != ETCD_OK)
 		return st;
