@@ -12,6 +12,7 @@ OBJS = \
 	pg_autoha.o \
 	src/dcs.o \
 	src/etcd.o \
+	src/fence.o \
 	src/ha.o \
 	src/node.o \
 	src/sql.o \

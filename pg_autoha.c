@@ -6,7 +6,8 @@
  * pg_autoha must be loaded with shared_preload_libraries on every server of
  * the cluster.  _PG_init defines the autoha.* settings, reserves the shared
  * state the worker publishes for autoha_status()/autoha_node(), and
- * registers the worker, which runs on the primary and on hot standbys.
+ * registers the worker, which runs on the primary and on hot standbys, and
+ * installs the write fence's checks, which every backend inherits.
  *
  *-------------------------------------------------------------------------
  */
@@ -357,6 +358,8 @@ autoha_shmem_startup(void)
 		memset(autoha_shared, 0, sizeof(AutohaShared));
 		autoha_shared->lock = &(GetNamedLWLockTranche("pg_autoha"))->lock;
 		strlcpy(autoha_shared->role, "starting", sizeof(autoha_shared->role));
+		/* fenced at birth: no write until the worker confirms the lease */
+		fence_shmem_init(&autoha_shared->fence);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -407,6 +410,9 @@ _PG_init(void)
 #endif
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = autoha_shmem_startup;
+
+	/* every backend forked from now on checks the fence at commit */
+	fence_install_hooks();
 
 	register_worker();
 }

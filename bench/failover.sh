@@ -31,7 +31,7 @@ if [ -z "${SKIP_INSTALL:-}" ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		make gcc postgresql-15 postgresql-server-dev-15 etcd-server etcd-client \
-		libcurl4-openssl-dev libjansson-dev bc >/dev/null
+		libcurl4-openssl-dev libjansson-dev libkrb5-dev bc >/dev/null
 	make -s -C "$SRC" PG_CONFIG=$BIN/../bin/pg_config >/dev/null
 	make -s -C "$SRC" install PG_CONFIG=$BIN/../bin/pg_config >/dev/null
 fi

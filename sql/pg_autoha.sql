@@ -26,6 +26,7 @@ END $$;
 
 SELECT node_name, cluster_name, role, in_recovery, leader, is_leader,
        lease_time_left > '0'::interval AND lease_time_left <= '10s' AS lease_ok,
+       fenced, fence_reason, fenced_since IS NULL AS no_fence_time,
        decision, decision_reason, etcd_endpoint LIKE 'http://127.0.0.1:%' AS etcd_ok,
        last_error, view_age < '10s' AS view_fresh, worker_pid > 0 AS has_worker
 FROM autoha_node();

@@ -396,3 +396,38 @@ node_ensure_slots(const ClusterView *view, const char *self,
 	}
 	return created;
 }
+
+typedef struct TerminateArgs
+{
+	int			terminated;
+} TerminateArgs;
+
+static void
+terminate_in_transaction(void *arg)
+{
+	TerminateArgs *args = (TerminateArgs *) arg;
+	int			rc;
+	bool		isnull;
+
+	SPI_connect();
+	rc = SPI_execute("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
+					 "FROM pg_catalog.pg_stat_activity "
+					 "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
+					 true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not list client sessions: %s", SPI_result_code_string(rc));
+	args->terminated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+}
+
+int
+node_terminate_client_sessions(char *errbuf, size_t errlen)
+{
+	TerminateArgs args = {0};
+
+	errbuf[0] = '\0';
+	if (!run_in_transaction(terminate_in_transaction, &args, true, errbuf, errlen))
+		return -1;
+	return args.terminated;
+}

@@ -39,4 +39,11 @@ extern void node_followed_member(const ClusterView *view, char *name, size_t len
 extern int	node_ensure_slots(const ClusterView *view, const char *self,
 							  char *errbuf, size_t errlen);
 
+/*
+ * End every client session (not replication, not background workers), so
+ * that pools reconnect to the leader once this server is fenced.  Returns
+ * how many were signalled, or -1 with errbuf set.
+ */
+extern int	node_terminate_client_sessions(char *errbuf, size_t errlen);
+
 #endif							/* AUTOHA_NODE_H */

@@ -14,6 +14,7 @@
 #include "datatype/timestamp.h"
 #include "storage/lwlock.h"
 
+#include "fence.h"
 #include "ha.h"
 
 #define AUTOHA_ERROR_LEN 512
@@ -66,6 +67,8 @@ typedef struct AutohaShared
 	char		etcd_endpoint[AUTOHA_HOST_LEN];
 	char		last_error[AUTOHA_ERROR_LEN];
 	TimestampTz last_error_at;
+
+	FenceShared fence;
 } AutohaShared;
 
 extern AutohaShared *autoha_shared;

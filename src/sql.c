@@ -28,7 +28,7 @@ PG_FUNCTION_INFO_V1(autoha_status);
 PG_FUNCTION_INFO_V1(autoha_node);
 
 #define STATUS_COLUMNS	13
-#define NODE_COLUMNS	14
+#define NODE_COLUMNS	17
 
 /* a view older than this many loops is called stale even if reads succeed */
 #define STALE_AFTER_LOOPS 3
@@ -163,8 +163,12 @@ autoha_node(PG_FUNCTION_ARGS)
 	Datum		values[NODE_COLUMNS];
 	bool		nulls[NODE_COLUMNS];
 	const char *decision;
+	bool		flag_raised;
+	bool		fenced;
 
 	copy_shared(copy);
+	flag_raised = pg_atomic_read_u32(&copy->fence.raised) != 0;
+	fenced = fence_is_up();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
@@ -187,33 +191,49 @@ autoha_node(PG_FUNCTION_ARGS)
 	}
 	else
 		nulls[6] = true;
+
+	/* the fence: the worker's flag, or the lease deadline passing by itself */
+	values[7] = BoolGetDatum(fenced);
+	if (fenced)
+	{
+		values[8] = CStringGetTextDatum(flag_raised && copy->fence.reason[0] ?
+										copy->fence.reason :
+										"its lease could not be renewed in time");
+		if (flag_raised)
+			values[9] = TimestampTzGetDatum(copy->fence.raised_at);
+		else
+			nulls[9] = true;
+	}
+	else
+		nulls[8] = nulls[9] = true;
+
 	decision = copy->decision_reason[0] ? ha_action_name(copy->decision) : NULL;
 	if (decision)
 	{
-		values[7] = CStringGetTextDatum(decision);
-		values[8] = CStringGetTextDatum(copy->decision_reason);
-	}
-	else
-		nulls[7] = nulls[8] = true;
-	if (copy->etcd_endpoint[0])
-		values[9] = CStringGetTextDatum(copy->etcd_endpoint);
-	else
-		nulls[9] = true;
-	if (copy->last_error[0])
-	{
-		values[10] = CStringGetTextDatum(copy->last_error);
-		values[11] = TimestampTzGetDatum(copy->last_error_at);
+		values[10] = CStringGetTextDatum(decision);
+		values[11] = CStringGetTextDatum(copy->decision_reason);
 	}
 	else
 		nulls[10] = nulls[11] = true;
-	if (copy->view_valid)
-		values[12] = interval_since(copy->view_time, now);
+	if (copy->etcd_endpoint[0])
+		values[12] = CStringGetTextDatum(copy->etcd_endpoint);
 	else
 		nulls[12] = true;
-	if (copy->worker_pid != 0)
-		values[13] = Int32GetDatum(copy->worker_pid);
+	if (copy->last_error[0])
+	{
+		values[13] = CStringGetTextDatum(copy->last_error);
+		values[14] = TimestampTzGetDatum(copy->last_error_at);
+	}
 	else
-		nulls[13] = true;
+		nulls[13] = nulls[14] = true;
+	if (copy->view_valid)
+		values[15] = interval_since(copy->view_time, now);
+	else
+		nulls[15] = true;
+	if (copy->worker_pid != 0)
+		values[16] = Int32GetDatum(copy->worker_pid);
+	else
+		nulls[16] = true;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -22,8 +22,6 @@
  */
 #include "postgres.h"
 
-#include <time.h>
-
 #include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -73,6 +71,8 @@ typedef struct WorkerState
 	bool		system_verified;	/* initialize matches our system id */
 	bool		led_last_time;	/* the last read showed the key as ours */
 
+	int64		first_failure_us;	/* first failed loop since the last good one */
+
 	/* election bookkeeping */
 	int64		leaderless_since_revision;
 	int64		leaderless_start_us;
@@ -88,14 +88,6 @@ typedef struct WorkerState
 static WorkerState ws;
 static bool releasing = false;
 
-static int64
-monotonic_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void *
 etcd_palloc(size_t size)
@@ -182,10 +174,10 @@ publish_cycle(const ClusterView *view, const LocalState *local,
 	autoha_shared->leader_lsn = ws.last_leader_lsn;
 	autoha_shared->is_leader = is_leader;
 	autoha_shared->lease_id = ws.lease_id;
-	if (ws.lease_id != 0)
+	if (ws.lease_id != 0 && ws.lease_sent_us != 0)
 		autoha_shared->lease_expires =
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										(ws.lease_sent_us + (int64) ws.ttl * 1000000 - monotonic_us()) / 1000);
+										(ws.lease_sent_us + (int64) ws.ttl * 1000000 - fence_now_us()) / 1000);
 	if (local != NULL)
 		strlcpy(autoha_shared->role,
 				local->in_recovery ? (is_leader ? "promoting" : "replica") :
@@ -296,7 +288,7 @@ grant_lease(void)
 {
 	int64		lease_id;
 	int64		granted;
-	int64		sent = monotonic_us();
+	int64		sent = fence_now_us();
 
 	if (etcd_lease_grant(ws.etcd, ws.ttl, &lease_id, &granted) != ETCD_OK)
 	{
@@ -326,7 +318,7 @@ renew_lease(void)
 	if (ws.lease_id == 0)
 		return grant_lease();
 
-	sent = monotonic_us();
+	sent = fence_now_us();
 	st = etcd_lease_keepalive(ws.etcd, ws.lease_id, &ttl_left);
 	if (st == ETCD_OK)
 	{
@@ -606,7 +598,7 @@ initialize_cluster(const LocalState *local)
 static bool
 wait_for_promotion(void)
 {
-	int64		start = monotonic_us();
+	int64		start = fence_now_us();
 	int64		last_renewal = start;
 
 	while (RecoveryInProgress())
@@ -616,12 +608,12 @@ wait_for_promotion(void)
 		CHECK_FOR_INTERRUPTS();
 		if (ShutdownRequestPending)
 			exit_on_sigterm();
-		if (monotonic_us() - start > (int64) PROMOTION_TIMEOUT_MS * 1000)
+		if (fence_now_us() - start > (int64) PROMOTION_TIMEOUT_MS * 1000)
 			return false;
-		if (monotonic_us() - last_renewal > (int64) ws.loop_wait * 1000)
+		if (fence_now_us() - last_renewal > (int64) ws.loop_wait * 1000)
 		{
 			renew_lease();
-			last_renewal = monotonic_us();
+			last_renewal = fence_now_us();
 		}
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
 					   20, PG_WAIT_EXTENSION);
@@ -636,7 +628,7 @@ static void
 act_promote(const ClusterView *view, const LocalState *local)
 {
 	char		errbuf[256];
-	int64		started = monotonic_us();
+	int64		started = fence_now_us();
 	TimeLineID	tli;
 
 	/* the key first: only its holder may promote */
@@ -676,7 +668,7 @@ act_promote(const ClusterView *view, const LocalState *local)
 	ereport(LOG,
 			(errmsg("pg_autoha: promoted: \"%s\" leads cluster \"%s\" on timeline %u (%.0f ms after taking the key)",
 					local->name, autoha_cluster_name, tli,
-					(monotonic_us() - started) / 1000.0)));
+					(fence_now_us() - started) / 1000.0)));
 }
 
 static void
@@ -735,6 +727,57 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 	}
 }
 
+/* ---------- the write fence ---------- */
+
+/*
+ * Until when may the leader acknowledge writes after a renewal sent at
+ * sent_us was confirmed?  About two and a half loops (so one slow round trip
+ * does not fence a healthy leader, two failed ones do), and never later than
+ * the lease's own end minus a margin for clock rate differences.
+ */
+static int64
+fence_deadline_after(int64 sent_us)
+{
+	int64		early = sent_us + (int64) ws.loop_wait * 2500;
+	int64		margin = Max((int64) ws.ttl * 100000, 500000);
+	int64		hard = sent_us + (int64) ws.ttl * 1000000 - margin;
+
+	return Min(early, hard);
+}
+
+static void
+raise_fence(bool in_recovery, const char *reason)
+{
+	char		errbuf[AUTOHA_ERROR_LEN];
+	int			n;
+
+	if (!fence_raise(reason) || in_recovery)
+		return;
+	n = node_terminate_client_sessions(errbuf, sizeof(errbuf));
+	if (n < 0)
+		publish_error(errbuf);
+	else if (n > 0)
+		ereport(LOG,
+				(errmsg("pg_autoha: terminated %d client session(s) so that they reconnect to the leader", n)));
+}
+
+/* A loop could not reach etcd: fence once the deadline has passed. */
+static void
+fence_after_failure(bool in_recovery)
+{
+	int64		now = fence_now_us();
+	char		reason[AUTOHA_FENCE_REASON_LEN];
+
+	if (ws.first_failure_us == 0)
+		ws.first_failure_us = now;
+	if (!fence_is_up())
+		return;
+	snprintf(reason, sizeof(reason),
+			 "its lease could not be confirmed in etcd for %.1f s (first failed attempt %.1f s ago)",
+			 (now - ws.lease_sent_us) / 1000000.0, (now - ws.first_failure_us) / 1000000.0);
+	raise_fence(in_recovery, reason);
+}
+
 /* ---------- one loop ---------- */
 
 /*
@@ -746,7 +789,7 @@ static bool
 still_leader_without_etcd(void)
 {
 	return ws.led_last_time && ws.lease_id != 0 &&
-		monotonic_us() < ws.lease_sent_us + (int64) ws.ttl * 1000000;
+		fence_now_us() < ws.lease_sent_us + (int64) ws.ttl * 1000000;
 }
 
 static void
@@ -769,6 +812,7 @@ ha_cycle(void)
 	ClusterView *view = palloc0(sizeof(ClusterView));
 	HaDecision	d;
 	bool		is_leader;
+	bool		renewed;
 
 	ws.cycle_had_error = false;
 	if (!ensure_etcd_client())
@@ -783,11 +827,14 @@ ha_cycle(void)
 	local.name = autoha_node_name;
 	node_observe(&local);
 
-	if ((ws.system_verified && !renew_lease()) || !read_cluster(&local, view))
+	renewed = ws.system_verified;
+	if ((renewed && !renew_lease()) || !read_cluster(&local, view))
 	{
-		publish_cycle(NULL, &local, NULL, still_leader_without_etcd());
+		fence_after_failure(local.in_recovery);
+		publish_cycle(NULL, &local, NULL, still_leader_without_etcd() && !fence_is_up());
 		return ws.loop_wait;
 	}
+	ws.first_failure_us = 0;
 
 	if (!ws.system_verified && view->has_initialize &&
 		strcmp(view->initialize, local.sysid) == 0)
@@ -815,7 +862,7 @@ ha_cycle(void)
 	else if (ws.leaderless_since_revision == 0)
 	{
 		ws.leaderless_since_revision = view->revision;
-		ws.leaderless_start_us = monotonic_us();
+		ws.leaderless_start_us = fence_now_us();
 	}
 	if (view->has_leader_optime && view->leader_optime > ws.last_leader_lsn)
 		ws.last_leader_lsn = view->leader_optime;
@@ -823,13 +870,28 @@ ha_cycle(void)
 	local.last_leader_lsn = ws.last_leader_lsn;
 	local.leaderless_since_revision = ws.leaderless_since_revision;
 	local.leaderless_ms = view->has_leader ? 0 :
-		(monotonic_us() - ws.leaderless_start_us) / 1000;
+		(fence_now_us() - ws.leaderless_start_us) / 1000;
 	local.member_wait_ms = 2 * (int64) ws.loop_wait;
 	local.stream_wait_ms = (int64) ws.ttl * 1000;
 	node_followed_member(view, local.following, sizeof(local.following));
 
 	d = ha_decide(view, &local);
 	log_decision(&d);
+
+	/*
+	 * Fence before acting: a server that does not lead must not acknowledge
+	 * another write, and the leader's fence deadline moves on only now that
+	 * etcd has confirmed both its lease and its key.
+	 */
+	if (d.action == HA_LEAD)
+	{
+		/* (a restarted worker's first loop only reads: nothing to extend) */
+		if (renewed)
+			fence_lower(fence_deadline_after(ws.lease_sent_us));
+	}
+	else
+		raise_fence(local.in_recovery, d.reason);
+
 	act(&d, view, &local);
 
 	/* a promotion or a new key changes what we are: look again */
@@ -880,7 +942,7 @@ autoha_worker_main(Datum main_arg)
 	autoha_shared->worker_pid = MyProcPid;
 	ws.lease_id = autoha_shared->lease_id;
 	LWLockRelease(autoha_shared->lock);
-	ws.lease_sent_us = monotonic_us();
+	ws.lease_sent_us = 0;		/* unknown until our first renewal */
 
 	ereport(LOG,
 			(errmsg("pg_autoha: worker started for member \"%s\" of cluster \"%s\" (etcd: %s)",

@@ -45,7 +45,7 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
 		make gcc libc6-dev \
 		postgresql-15 postgresql-server-dev-15 libipc-run-perl \
 		etcd-server etcd-client \
-		libcurl4-openssl-dev libjansson-dev pkg-config
+		libcurl4-openssl-dev libjansson-dev libkrb5-dev pkg-config
 fi
 
 command -v pg_config >/dev/null || die "pg_config not found"
@@ -236,6 +236,12 @@ echo "postgres pid $PG_PID"
 # Let its worker take the leader key first (the server is fenced until then).
 for ((i = 0; i < 150; i++)); do
 	[ "$(etcdctl_ get --print-value-only /service/regress/leader 2>/dev/null)" = regress1 ] && break
+	sleep 0.2
+done
+# ...and has lowered its write fence: new sessions are then read-write.
+for ((i = 0; i < 150; i++)); do
+	[ "$(runuser -u "$TEST_USER" -- psql -X -At -h 127.0.0.1 -p "$PGPORT" -d postgres \
+		-c 'SHOW default_transaction_read_only' 2>/dev/null)" = off ] && break
 	sleep 0.2
 done
 if [ "$(etcdctl_ get --print-value-only /service/regress/leader 2>/dev/null)" = regress1 ]; then
