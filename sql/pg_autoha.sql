@@ -36,6 +36,18 @@ SELECT name, role, state, host, port = current_setting('port')::int AS port_ok,
        view_age < '10s' AS view_fresh, view_stale
 FROM autoha_status();
 
+-- the leader holds a confirmed lease: its fence is down and it takes writes
+-- of every kind, two-phase commit included
+SHOW default_transaction_read_only;
+CREATE TABLE autoha_regress_t (id int);
+INSERT INTO autoha_regress_t VALUES (1);
+BEGIN;
+INSERT INTO autoha_regress_t VALUES (2);
+PREPARE TRANSACTION 'autoha_regress_2pc';
+COMMIT PREPARED 'autoha_regress_2pc';
+SELECT count(*) FROM autoha_regress_t;
+DROP TABLE autoha_regress_t;
+
 -- who may call what: pg_monitor yes, PUBLIC no
 SELECT p.proname,
        has_function_privilege('pg_monitor', p.oid, 'EXECUTE') AS pg_monitor,

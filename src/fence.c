@@ -225,15 +225,15 @@ fence_raise(const char *reason)
 	FenceShared *fence = &autoha_shared->fence;
 	bool		was_down = pg_atomic_exchange_u32(&fence->raised, 1) == 0;
 
+	/* keep the reason current; log only the moment it goes up */
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	strlcpy(fence->reason, reason, sizeof(fence->reason));
 	if (was_down)
-	{
-		LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
-		strlcpy(fence->reason, reason, sizeof(fence->reason));
 		fence->raised_at = GetCurrentTimestamp();
-		LWLockRelease(autoha_shared->lock);
+	LWLockRelease(autoha_shared->lock);
+	if (was_down)
 		ereport(LOG,
 				(errmsg("pg_autoha: write fence up: %s", reason)));
-	}
 	return was_down;
 }
 

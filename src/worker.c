@@ -819,6 +819,8 @@ ha_cycle(void)
 	{
 		if (autoha_etcd_endpoints == NULL || autoha_etcd_endpoints[0] == '\0')
 			publish_error("autoha.etcd_endpoints is empty: pg_autoha is idle");
+		raise_fence(RecoveryInProgress(),
+					"no etcd is configured (autoha.etcd_endpoints is empty), so no leader lease can be confirmed");
 		publish_role("idle", false, NULL);
 		return ws.loop_wait;
 	}

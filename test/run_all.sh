@@ -224,6 +224,7 @@ autoha.cluster_name = 'regress'
 autoha.node_name = 'regress1'
 autoha.connect_address = '127.0.0.1:$PGPORT'
 autoha.replication_conninfo = 'user=$TEST_USER'
+max_prepared_transactions = 4
 log_line_prefix = '%m [%p] %q%a '
 EOF
 if ! runuser -u "$TEST_USER" -- pg_ctl -D "$PGDATA_T" -l "$TMP/postgresql.log" -w -t 60 start; then

@@ -103,9 +103,15 @@ sub stays_leader
 {
 	my $idle = PostgreSQL::Test::Cluster->new('idle');
 	$idle->init(allows_streaming => 1);
+	# An idle worker can never confirm a lease, so the server stays fenced
+	# and CREATE EXTENSION would be refused: create it before preloading.
+	$idle->append_conf('postgresql.conf', "max_prepared_transactions = 2\n");
+	$idle->start;
+	sql_ok($idle, 'CREATE EXTENSION pg_autoha');
+	sql_ok($idle, 'CREATE TABLE idle_t (id int)');
+	$idle->stop('fast');
 	autoha_conf($idle, endpoints => '', cluster_name => cluster_name_for_test('idle'));
 	ok($idle->start(fail_ok => 1), 'a server with autoha.etcd_endpoints = \'\' starts');
-	sql_ok($idle, 'CREATE EXTENSION pg_autoha');
 	my $info;
 	my $secs = poll_until(
 		sub {
@@ -119,6 +125,13 @@ sub stays_leader
 	ok(!($info && $info->{is_leader}), 'the idle node is not leader');
 	like(slurp_file($idle->logfile), qr/WARNING:.*autoha\.etcd_endpoints is empty/,
 		'its log has the WARNING "autoha.etcd_endpoints is empty"');
+	ok($info && $info->{fenced} && ($info->{fence_reason} // '') =~ /etcd_endpoints/,
+		'the idle server is fenced, and says why')
+	  or diag('autoha_node(): ' . $json->encode($info // {}));
+	my ($r, $err) = sql($idle, 'SET default_transaction_read_only = off; INSERT INTO idle_t VALUES (1)');
+	ok(!defined $r && ($err // '') =~ /does not hold the leader lease/, 'a write on the idle server is refused')
+	  or diag("result: " . ($r // 'undef') . ", error: " . ($err // ''));
+	is(sql($idle, 'SELECT count(*) FROM idle_t'), '0', 'nothing was committed; reads work');
 	$idle->stop('fast');
 }
 
