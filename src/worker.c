@@ -72,6 +72,7 @@ typedef struct WorkerState
 	bool		led_last_time;	/* the last read showed the key as ours */
 
 	int64		first_failure_us;	/* first failed loop since the last good one */
+	int64		fence_deadline_us;	/* the deadline last given to the fence */
 
 	/* election bookkeeping */
 	int64		leaderless_since_revision;
@@ -745,20 +746,24 @@ fence_deadline_after(int64 sent_us)
 	return Min(early, hard);
 }
 
-static void
+/* Returns true if the fence was down until now. */
+static bool
 raise_fence(bool in_recovery, const char *reason)
 {
 	char		errbuf[AUTOHA_ERROR_LEN];
 	int			n;
 
-	if (!fence_raise(reason) || in_recovery)
-		return;
+	if (!fence_raise(reason))
+		return false;
+	if (in_recovery)
+		return true;
 	n = node_terminate_client_sessions(errbuf, sizeof(errbuf));
 	if (n < 0)
 		publish_error(errbuf);
 	else if (n > 0)
 		ereport(LOG,
 				(errmsg("pg_autoha: terminated %d client session(s) so that they reconnect to the leader", n)));
+	return true;
 }
 
 /* A loop could not reach etcd: fence once the deadline has passed. */
@@ -773,9 +778,21 @@ fence_after_failure(bool in_recovery)
 	if (!fence_is_up())
 		return;
 	snprintf(reason, sizeof(reason),
-			 "its lease could not be confirmed in etcd for %.1f s (first failed attempt %.1f s ago)",
-			 (now - ws.lease_sent_us) / 1000000.0, (now - ws.first_failure_us) / 1000000.0);
-	raise_fence(in_recovery, reason);
+			 "its lease could not be confirmed in etcd for %.1f s",
+			 (now - ws.lease_sent_us) / 1000000.0);
+
+	/*
+	 * The backends enforced the fence by the clock at the deadline already;
+	 * say when that was, measured from the first failed renewal and from
+	 * the last renewal etcd confirmed (after which the lease was at risk).
+	 */
+	if (raise_fence(in_recovery, reason) && ws.fence_deadline_us != 0)
+		ereport(LOG,
+				(errmsg("pg_autoha: writes were refused from %.0f ms after the first failed lease renewal, "
+						"%.0f ms after the last confirmed one was sent; etcd could not expire the lease before %.0f ms",
+						(ws.fence_deadline_us - ws.first_failure_us) / 1000.0,
+						(ws.fence_deadline_us - ws.lease_sent_us) / 1000.0,
+						(double) ws.ttl * 1000.0)));
 }
 
 /* ---------- one loop ---------- */
@@ -889,7 +906,10 @@ ha_cycle(void)
 	{
 		/* (a restarted worker's first loop only reads: nothing to extend) */
 		if (renewed)
-			fence_lower(fence_deadline_after(ws.lease_sent_us));
+		{
+			ws.fence_deadline_us = fence_deadline_after(ws.lease_sent_us);
+			fence_lower(ws.fence_deadline_us);
+		}
 	}
 	else
 		raise_fence(local.in_recovery, d.reason);
