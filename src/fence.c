@@ -24,8 +24,9 @@
  *	- a ProcessUtility hook refuses COMMIT PREPARED, which writes its commit
  *	  record during the statement, outside the pre-commit callback;
  *	- a client authentication hook makes new sessions on a fenced primary
- *	  start with default_transaction_read_only = on, which libpq reports to
- *	  clients, so target_session_attrs=read-write moves on to the leader.
+ *	  start with default_transaction_read_only = on, which libpq reads at
+ *	  connection time, so target_session_attrs=read-write moves on to the
+ *	  leader (routing only: a session may SET it off, the commit check stays).
  * The worker also terminates the client sessions that were open when the
  * fence went up, so connection pools reconnect to the leader.
  *
@@ -189,11 +190,11 @@ fence_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
- * A new session on a fenced primary starts read-only, with a priority no
- * SET can override.  libpq learns it from the ParameterStatus message sent
- * at the end of the start-up, so target_session_attrs=read-write skips this
- * server.  The commit-time check above is what makes it safe; this only
- * routes clients.
+ * A new session on a fenced primary starts read-only.  libpq learns it from
+ * the ParameterStatus message sent at the end of the start-up, so
+ * target_session_attrs=read-write skips this server.  A session can still
+ * SET it off: this only routes clients, the commit-time check above is what
+ * makes it safe.
  */
 static void
 fence_client_authentication(Port *port, int status)

@@ -542,6 +542,13 @@ take_leader_key(int64 expected_create_revision)
 	EtcdOp		put;
 	EtcdTxnResult txn;
 
+	/*
+	 * The key must hang on a lease, or it would outlive us: a worker's first
+	 * loop reads before it has one.
+	 */
+	if (ws.lease_id == 0 && !grant_lease())
+		return false;
+
 	memset(&cmp, 0, sizeof(cmp));
 	cmp.key = ws.leader_key;
 	cmp.target = ETCD_CMP_CREATE;
@@ -685,8 +692,6 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 			break;
 
 		case HA_INITIALIZE:
-			if (ws.lease_id == 0 && !grant_lease())
-				break;
 			if (initialize_cluster(local) && take_leader_key(0))
 				ereport(LOG,
 						(errmsg("pg_autoha: \"%s\" leads cluster \"%s\"",

@@ -36,7 +36,9 @@ use AutohaTest;
 
 my $ttl            = $AutohaTest::TTL;
 my $writer_timeout = 6;                  # s, one psql of the background writer
-my $min_freeze     = $ttl + 3;           # s
+# s; also long enough for the writer to give up on a psql stuck on the
+# frozen server, so nothing sent before the freeze is acknowledged after it
+my $min_freeze = $ttl + 3 > $writer_timeout + 3 ? $ttl + 3 : $writer_timeout + 3;
 my $attack_secs    = 12;                 # s of write attempts on the old leader
 
 my @frozen;        # PIDs we sent SIGSTOP to and not yet SIGCONT
@@ -57,7 +59,7 @@ sub stop_writer
 	return unless $writer_pid;
 	if (defined $stopfile)
 	{
-		open(my $fh, '>', $stopfile) and close($fh);
+		if (open(my $fh, ">", $stopfile)) { close($fh); }
 		my $t0 = now_s();
 		while (now_s() - $t0 < $writer_timeout + 10)
 		{
@@ -235,7 +237,7 @@ ok(defined poll_until(
 		60, 'the writer to get 20 acknowledgements from the leader'),
 	'the background writer writes to the leader')
   or BAIL_OUT('the background writer does not work: '
-	  . join(' | ', map { $_->{err} } grep { $_->{kind} eq 'fail' } @{ read_writer_log($writer_log) }[0 .. 4]));
+	  . join(' | ', map { $_->{err} } grep { defined } (grep { $_->{kind} eq 'fail' } @{ read_writer_log($writer_log) })[0 .. 4]));
 
 # ------------------------------------------------------------------ freeze
 my $pm = $old->{_pid};
@@ -451,7 +453,8 @@ ok($info && $info->{fenced_since}, 'old leader: autoha_node().fenced_since is se
 note(sprintf("old leader autoha_node(): fenced=%s since %s, reason: %s (decision %s: %s)",
 		$info->{fenced} ? 't' : 'f', $info->{fenced_since} // 'NULL', $info->{fence_reason} // 'NULL',
 		$info->{decision} // 'NULL', $info->{decision_reason} // 'NULL')) if $info;
-ok(!autoha_node($new)->{fenced}, 'new leader: autoha_node().fenced is false');
+my $new_info = autoha_node($new);
+ok($new_info && !$new_info->{fenced}, 'new leader: autoha_node().fenced is false');
 is(sql($old, 'SHOW default_transaction_read_only'), 'on',
 	'a new session on the old leader starts with default_transaction_read_only = on');
 
