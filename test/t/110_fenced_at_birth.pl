@@ -257,5 +257,38 @@ foreach my $mode (qw(immediate fast))
 	is(sql($solo, 'SHOW default_transaction_read_only'), 'off', "$mode restart: new sessions are read-write");
 }
 
+# (c) a crash restart of the same postmaster (a child killed with SIGKILL):
+# shared memory is created anew, so the server is fenced again until its
+# worker confirms a lease; the lease id died with the old shared memory, so
+# the old key must expire first (up to ttl).
+{
+	note('---- (c) crash restart');
+	my $off = -s $solo->logfile;
+	my $victim = sql($solo, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'autovacuum launcher'");
+	ok($victim, "autovacuum launcher pid $victim");
+	kill 'KILL', $victim;
+	my $t0 = now_s();
+	ok(defined poll_until(sub { slurp_file($solo->logfile, $off) =~ /all server processes terminated; reinitializing/ },
+			30, 'the crash restart to begin'),
+		'the postmaster reinitializes after the SIGKILL');
+	my ($refused, $accepted_after) = (0, undef);
+	my $next = 3_000_000;
+	my $secs = poll_until(
+		sub {
+			my $i = $next++;
+			my ($ok, $err) = attempt($solo, "INSERT INTO t110s VALUES ($i, 'crash') RETURNING id", $i);
+			return 1 if $ok;
+			$refused++ if refusal_kind($err) =~ /^(fence|read-only)$/;
+			return 0;
+		},
+		60, 'solo1 to accept a write after the crash restart', 0.02);
+	ok(defined $secs, 'writes are accepted again after the crash restart');
+	ok($refused > 0, "writes were refused after the crash restart until the lease was confirmed ($refused refused)");
+	note(sprintf('FENCE at birth (crash restart): first write accepted %.3f s after the SIGKILL, %d refused before',
+			now_s() - $t0, $refused));
+	like(slurp_file($solo->logfile, $off), qr/pg_autoha: write fence down/,
+		'the log says "write fence down" after the crash restart');
+}
+
 is(scalar(@AutohaTest::several_leaders), 0, 'never saw two leaders');
 done_testing();
