@@ -130,9 +130,10 @@ member_is_ahead(const MemberInfo *m, uint32_t timeline, uint64_t position)
 }
 
 /*
- * Would member m win an election against us?  Equal positions are broken
- * by failover_priority (higher wins), then by name (lower wins), so that
- * every candidate reaches the same answer.
+ * Would member m win an election against us?  Equal positions go to a
+ * member that is already a primary (after a crash restart of the leader,
+ * say), then by failover_priority (higher wins), then by name (lower wins),
+ * so that every candidate reaches the same answer.
  */
 static bool
 member_beats_us(const MemberInfo *m, const LocalState *local,
@@ -146,6 +147,9 @@ member_beats_us(const MemberInfo *m, const LocalState *local,
 		return false;			/* it is on an older timeline */
 	if (m->lsn < position)
 		return false;
+	/* a primary as advanced as we are needs no promotion: let it take the key */
+	if (strcmp(m->role, "primary") == 0)
+		return true;
 	if (m->failover_priority != local->failover_priority)
 		return m->failover_priority > local->failover_priority;
 	return strcmp(m->name, local->name) < 0;

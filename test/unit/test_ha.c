@@ -70,6 +70,7 @@ typedef struct MemberSpec
 	bool		nofailover;
 	int			priority;
 	int64_t		mod_revision;
+	bool		primary;		/* publishes role "primary" */
 } MemberSpec;
 
 typedef struct ViewSpec
@@ -133,6 +134,11 @@ typedef struct HaCase
 		.priority = (prio), .mod_revision = (rev) \
 	}
 #define M(n, tl, l, rev)			MEMBER(n, tl, l, rev, PRIO, false)
+#define MPRIMARY(n, tl, l, rev) \
+	{ \
+		.name = (n), .timeline = (tl), .lsn = (l), .priority = PRIO, \
+		.mod_revision = (rev), .primary = true \
+	}
 #define MP(n, tl, l, rev, prio)		MEMBER(n, tl, l, rev, prio, false)
 #define MNF(n, tl, l, rev)			MEMBER(n, tl, l, rev, PRIO, true)
 
@@ -404,6 +410,18 @@ static const HaCase cases[] = {
 		.members = {M("pg1", 1, LSN, LIVE)}},
 		{PRIMARY("pg1", 1, LSN), .is_leader = true},
 		HA_INITIALIZE, NULL, NULL
+	},
+	{
+		"election: a primary member as advanced as us takes the key, whatever the names",
+		{NO_LEADER, .members = {MPRIMARY("pg9", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "better candidate"
+	},
+	{
+		"election: a primary member behind us does not",
+		{NO_LEADER, .members = {MPRIMARY("pg1", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
 	},
 	{
 		"election: status key on a later timeline than this replica: wait",
@@ -689,7 +707,8 @@ add_member(ClusterView *view, const MemberSpec *spec, const char *name,
 
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", name);
-	snprintf(m->role, sizeof(m->role), "%s", is_leader ? "primary" : "replica");
+	snprintf(m->role, sizeof(m->role), "%s",
+			 is_leader || spec->primary ? "primary" : "replica");
 	snprintf(m->state, sizeof(m->state), "running");
 	snprintf(m->replication_state, sizeof(m->replication_state), "%s",
 			 is_leader ? "" : "streaming");
