@@ -36,6 +36,7 @@ our @EXPORT = qw(
   sql sql_ok autoha_node autoha_status in_recovery
   find_leader wait_for_leader wait_for_members wait_streaming
   kill9_node poll_until now_s lsn_int cluster_name_for_test
+  first_write
 );
 
 # Timing used by all tests (seconds / milliseconds).
@@ -83,6 +84,32 @@ sub lsn_int
 	my ($lsn) = @_;
 	return undef unless defined $lsn && $lsn =~ m{^([0-9A-Fa-f]+)/([0-9A-Fa-f]+)$};
 	return hex($1) * 4294967296 + hex($2);
+}
+
+# first_write(\@nodes, $table, $timeout): insert probe rows ('probe', ids
+# from 100000) into $table(id, src) on each node in turn until one commits;
+# returns ($node, seconds) or (undef, undef) after $timeout.
+sub first_write
+{
+	my ($nodes, $table, $timeout) = @_;
+	my ($writer, $next_id) = (undef, 100000);
+	my $secs = poll_until(
+		sub {
+			foreach my $n (@$nodes)
+			{
+				my $id = $next_id++;
+				my $r = sql($n, "INSERT INTO $table (id, src) VALUES ($id, 'probe') RETURNING id",
+					timeout => 3);
+				if (defined $r && $r eq $id)
+				{
+					$writer = $n;
+					return 1;
+				}
+			}
+			return 0;
+		},
+		$timeout, 'a write to be accepted', 0.05);
+	return ($writer, $secs);
 }
 
 # Run $code every $interval seconds until it returns true or $timeout seconds

@@ -34,24 +34,7 @@ my @kids = AutohaTest::kill9_node($old);
 my $t_kill = now_s();
 
 # ---- time to the first accepted write on a survivor
-my ($writer, $write_secs);
-my $next_id = 100000;
-$write_secs = poll_until(
-	sub {
-		foreach my $n (@survivors)
-		{
-			my $id = $next_id++;
-			my $r = sql($n, "INSERT INTO t020 (id, src) VALUES ($id, 'probe') RETURNING id",
-				timeout => 3);
-			if (defined $r && $r eq $id)
-			{
-				$writer = $n;
-				return 1;
-			}
-		}
-		return 0;
-	},
-	60, 'a survivor to accept a write', 0.05);
+my ($writer, $write_secs) = first_write(\@survivors, 't020', 60);
 ok(defined $write_secs, 'a survivor accepted a write after the kill')
   or diag("etcd:\n" . etcd_dump($etcd, $cluster));
 note(sprintf("FAILOVER kill9: first write accepted by %s %.2f s after kill -9",

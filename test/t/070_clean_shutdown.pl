@@ -39,24 +39,7 @@ my $stop_secs = now_s() - $t_stop;
 note(sprintf('pg_ctl stop -m fast of %s returned after %.2f s', $old->name, $stop_secs));
 
 # ---- time to the first accepted write on a survivor
-my ($writer, $write_secs);
-my $next_id = 100000;
-$write_secs = poll_until(
-	sub {
-		foreach my $n (@survivors)
-		{
-			my $id = $next_id++;
-			my $r = sql($n, "INSERT INTO t070 (id, src) VALUES ($id, 'probe') RETURNING id",
-				timeout => 3);
-			if (defined $r && $r eq $id)
-			{
-				$writer = $n;
-				return 1;
-			}
-		}
-		return 0;
-	},
-	60, 'a survivor to accept a write', 0.05);
+my ($writer, $write_secs) = first_write(\@survivors, 't070', 60);
 ok(defined $write_secs, 'a survivor accepted a write after the clean shutdown')
   or diag("etcd:\n" . etcd_dump($etcd, $cluster));
 note(sprintf("FAILOVER clean shutdown: first write accepted by %s %.2f s after the stop began (%.2f s after pg_ctl stop returned)",
