@@ -45,7 +45,8 @@ if [ "${SKIP_APT:-0}" != 1 ]; then
 		make gcc libc6-dev \
 		postgresql-15 postgresql-server-dev-15 libipc-run-perl \
 		etcd-server etcd-client \
-		libcurl4-openssl-dev libjansson-dev libkrb5-dev pkg-config
+		libcurl4-openssl-dev libjansson-dev libkrb5-dev pkg-config \
+		patroni
 fi
 
 command -v pg_config >/dev/null || die "pg_config not found"

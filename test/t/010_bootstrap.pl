@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use JSON::PP;
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
@@ -138,6 +139,27 @@ foreach my $node ($n1, $n2)
 		ok(!defined $out && $err =~ /permission denied for function autoha_/,
 			"$name: PUBLIC cannot call $f") or diag("out: " . ($out // 'undef') . " err: $err");
 	}
+}
+
+# ---- Patroni's own tool reads the cluster (Patroni's etcd3 layout)
+SKIP:
+{
+	skip 'patronictl is not installed', 4 unless grep { -x "$_/patronictl" } split /:/, $ENV{PATH};
+	my $cfg = "$PostgreSQL::Test::Utils::tmp_check/patronictl_010.yml";
+	open(my $fh, '>', $cfg) or die "cannot write $cfg: $!";
+	printf $fh "scope: %s\nnamespace: %s\netcd3:\n  hosts: 127.0.0.1:%d\n",
+	  $cluster, $AutohaTest::NAMESPACE, $etcd->{client_port};
+	close $fh;
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ 'patronictl', '-c', $cfg, 'list', '-f', 'json' ], '>', \$out, '2>', \$err,
+		IPC::Run::timeout(60));
+	ok($ok, 'patronictl list ran') or diag($err);
+	my $rows = eval { JSON::PP->new->decode($out) } // [];
+	is(scalar(@$rows), 3, 'patronictl list shows the 3 members') or diag($out);
+	my ($lrow) = grep { ($_->{Role} // '') eq 'Leader' } @$rows;
+	is($lrow && $lrow->{Member}, 'node1', 'patronictl list names node1 as the Leader');
+	is(scalar(grep { ($_->{Role} // '') eq 'Replica' && ($_->{State} // '') eq 'running' } @$rows), 2,
+		'patronictl list shows two running replicas');
 }
 
 # The cluster is still healthy after all that.
