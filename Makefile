@@ -29,13 +29,18 @@ PROVE_TESTS = test/t/*.pl
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -ljansson
 
+# built by the rules below; named here because pgxs.mk reads EXTRA_CLEAN
+UNIT_TESTS = test/unit/test_ha test/unit/test_dcs test/unit/test_etcd_codec
+UNIT_LIVE = test/unit/test_etcd_live
+DRILL = drill/pg_autoha_drill
+EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) $(DRILL) tmp_check
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Unit tests of the pure parts: plain C, no server, no network.
 UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Werror -I$(srcdir)/src
-UNIT_TESTS = test/unit/test_ha test/unit/test_dcs test/unit/test_etcd_codec
 
 test/unit/test_ha: test/unit/test_ha.c src/ha.c src/ha.h test/unit/unit.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_ha.c src/ha.c
@@ -46,7 +51,6 @@ test/unit/test_etcd_codec: test/unit/test_etcd_codec.c src/etcd.c src/etcd.h tes
 
 # etcd.c against a real etcd: run_etcd_live.sh starts a throwaway etcd on
 # free local ports (skipped when /usr/bin/etcd is missing).
-UNIT_LIVE = test/unit/test_etcd_live
 test/unit/test_etcd_live: test/unit/test_etcd_live.c src/etcd.c src/etcd.h test/unit/unit.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_etcd_live.c src/etcd.c -lcurl -ljansson
 
@@ -54,4 +58,14 @@ test/unit/test_etcd_live: test/unit/test_etcd_live.c src/etcd.c src/etcd.h test/
 unit: $(UNIT_TESTS) $(UNIT_LIVE)
 	prove -e '' $(UNIT_TESTS) test/unit/run_etcd_live.sh
 
-EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) tmp_check
+# The failover drill (issue #4): a libpq client program, installed next to
+# PostgreSQL's own programs.
+all: $(DRILL)
+$(DRILL): drill/pg_autoha_drill.c
+	$(CC) $(CFLAGS) $(CPPFLAGS) -I$(shell $(PG_CONFIG) --includedir) -o $@ $< \
+		$(LDFLAGS) -L$(shell $(PG_CONFIG) --libdir) -lpq -lpthread
+install: install-drill
+.PHONY: install-drill
+install-drill: $(DRILL)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(DRILL) '$(DESTDIR)$(bindir)/pg_autoha_drill'

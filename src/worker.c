@@ -399,7 +399,14 @@ exit_worker(const char *why, bool server_going_away)
 {
 	ereport(LOG, (errmsg("pg_autoha: worker exiting: %s", why)));
 	if (server_going_away)
+	{
+		/*
+		 * Fence first: once the lease is gone a replica may be promoted, and
+		 * backends still running here must not commit another write.
+		 */
+		fence_raise(why);
 		release_lease(why);
+	}
 	proc_exit(1);
 }
 
