@@ -304,7 +304,7 @@ node_settings_reloaded(void)
 }
 
 bool
-node_follow(const MemberInfo *leader, char *errbuf, size_t errlen)
+node_follow(const MemberInfo *leader, bool streaming, char *errbuf, size_t errlen)
 {
 	FollowArgs	args;
 	char		slot[NAMEDATALEN];
@@ -318,6 +318,16 @@ node_follow(const MemberInfo *leader, char *errbuf, size_t errlen)
 		PrimarySlotName != NULL && strcmp(PrimarySlotName, slot) == 0)
 	{
 		requested[0] = '\0';
+
+		/*
+		 * Pointed right but not streaming: the WAL receiver's last attempt
+		 * failed (typically because the leader had not created our slot
+		 * yet) and the startup process sleeps wal_retrieve_retry_interval
+		 * (5 s) before the next one.  Wake it so that it retries now; the
+		 * worker's loop paces the attempts.
+		 */
+		if (!streaming)
+			WakeupRecovery();
 		return false;
 	}
 

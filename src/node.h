@@ -22,9 +22,11 @@ extern bool node_request_promotion(char *errbuf, size_t errlen);
 
 /*
  * Make primary_conninfo and primary_slot_name point at the leader, through
- * ALTER SYSTEM and a reload.  Returns true if anything had to change.
+ * ALTER SYSTEM and a reload; if they already do but the WAL receiver is not
+ * streaming, make it retry now.  Returns true if anything had to change.
  */
-extern bool node_follow(const MemberInfo *leader, char *errbuf, size_t errlen);
+extern bool node_follow(const MemberInfo *leader, bool streaming,
+						char *errbuf, size_t errlen);
 /* call after this process has re-read the configuration */
 extern void node_settings_reloaded(void);
 

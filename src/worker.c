@@ -721,7 +721,7 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 			leader = ha_find_member(view, d->leader);
 			if (leader != NULL && leader->host[0] != '\0' && leader->port > 0)
 			{
-				node_follow(leader, errbuf, sizeof(errbuf));
+				node_follow(leader, local->streaming, errbuf, sizeof(errbuf));
 				if (errbuf[0] != '\0')
 					publish_error(errbuf);
 			}
