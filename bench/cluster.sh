@@ -7,6 +7,8 @@
 #       BASE_PORT+11..13, n1 the first leader, n2 and n3 its replicas.
 #       Sets CLUSTER_PORTS (array), NODE_DIRS (array), ETCD_PID.
 #   cluster_stop                 stop everything cluster_start started
+#   etcd_start DIR PORT NAME / etcd_stop    just the etcd part
+#   wait_writable PORT           until new sessions there are read-write
 #   leader_port                  the port of the server that leads now
 #   postmaster_pid PORT          that server's postmaster PID
 
@@ -32,16 +34,36 @@ cluster_stop() {
 	done
 	NODE_DIRS=()
 	CLUSTER_PORTS=()
-	if [ -n "$ETCD_PID" ]; then
-		kill "$ETCD_PID" 2>/dev/null || true
-		for _ in $(seq 1 50); do
-			kill -0 "$ETCD_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$ETCD_PID" 2>/dev/null || true
-		wait "$ETCD_PID" 2>/dev/null || true
-		ETCD_PID=
-	fi
+	etcd_stop
+}
+
+# etcd_start DIR CLIENT_PORT NAME: a one-member etcd (peer port CLIENT_PORT+1)
+# running as root, as a direct child, so that ETCD_PID is its own PID
+etcd_start() {
+	local dir=$1 ec=$2 name=$3 ep=$(($2 + 1))
+	/usr/bin/etcd --name "$name" --data-dir "$dir/etcd" \
+		--listen-client-urls http://127.0.0.1:$ec --advertise-client-urls http://127.0.0.1:$ec \
+		--listen-peer-urls http://127.0.0.1:$ep --initial-advertise-peer-urls http://127.0.0.1:$ep \
+		--initial-cluster "$name=http://127.0.0.1:$ep" >"$dir/etcd.log" 2>&1 &
+	ETCD_PID=$!
+	for _ in $(seq 1 100); do
+		ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:$ec endpoint health >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "etcd did not become healthy; see $dir/etcd.log" >&2
+	return 1
+}
+
+etcd_stop() {
+	[ -n "$ETCD_PID" ] || return 0
+	kill "$ETCD_PID" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		kill -0 "$ETCD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$ETCD_PID" 2>/dev/null || true
+	wait "$ETCD_PID" 2>/dev/null || true
+	ETCD_PID=
 }
 
 # wait until a new session on PORT is read-write: the server leads and its
@@ -67,16 +89,7 @@ cluster_start() {
 	done
 	mkdir -p "$dir"
 	chown postgres "$dir"
-	# etcd runs as root, as a direct child, so that $! is its own PID
-	/usr/bin/etcd --name "$name" --data-dir "$dir/etcd" \
-		--listen-client-urls http://127.0.0.1:$ec --advertise-client-urls http://127.0.0.1:$ec \
-		--listen-peer-urls http://127.0.0.1:$ep --initial-advertise-peer-urls http://127.0.0.1:$ep \
-		--initial-cluster "$name=http://127.0.0.1:$ep" >"$dir/etcd.log" 2>&1 &
-	ETCD_PID=$!
-	for _ in $(seq 1 100); do
-		ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:$ec endpoint health >/dev/null 2>&1 && break
-		sleep 0.1
-	done
+	etcd_start "$dir" "$ec" "$name" || return 1
 	for i in 1 2 3; do
 		port=$((base + 10 + i))
 		d=$dir/n$i

@@ -18,14 +18,15 @@ BASE_PORT=${BASE_PORT:-26500}
 CLIENTS=${CLIENTS:-4}
 SCALE=${SCALE:-10}
 SYNC_COMMIT=${SYNC_COMMIT:-on}
-BIN=/usr/lib/postgresql/15/bin
 PORT=$((BASE_PORT + 2))
 EC=$BASE_PORT
-EP=$((BASE_PORT + 1))
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/cluster.sh
+. "$SRC/bench/cluster.sh"
 
 [ "$(id -u)" -eq 0 ] || { echo "run as root" >&2; exit 2; }
-for p in $PORT $EC $EP; do
-	if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+for p in $PORT $EC $((EC + 1)); do
+	if port_in_use $p; then
 		echo "port $p is in use: choose another BASE_PORT" >&2
 		exit 2
 	fi
@@ -33,24 +34,15 @@ done
 
 W=$(mktemp -d /tmp/pg_autoha_pgbench.XXXXXX)
 chown postgres "$W"
-ETCD_PID=
-as_pg() { runuser -u postgres -- "$@"; }
 cleanup() {
 	as_pg $BIN/pg_ctl -D "$W/data" stop -m fast >/dev/null 2>&1 || true
-	if [ -n "$ETCD_PID" ]; then
-		kill "$ETCD_PID" 2>/dev/null || true
-		wait "$ETCD_PID" 2>/dev/null || true
-	fi
+	etcd_stop
 	rm -rf "$W"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-/usr/bin/etcd --name pgb --data-dir "$W/etcd" \
-	--listen-client-urls http://127.0.0.1:$EC --advertise-client-urls http://127.0.0.1:$EC \
-	--listen-peer-urls http://127.0.0.1:$EP --initial-advertise-peer-urls http://127.0.0.1:$EP \
-	--initial-cluster pgb=http://127.0.0.1:$EP >"$W/etcd.log" 2>&1 &
-ETCD_PID=$!
+etcd_start "$W" "$EC" pgb
 
 as_pg $BIN/initdb -D "$W/data" -A trust >/dev/null
 cat >>"$W/data/postgresql.conf" <<EOF
@@ -73,12 +65,7 @@ start() {  # start with|without
 	chown postgres "$W/data/preload.conf"
 	as_pg $BIN/pg_ctl -D "$W/data" -l "$W/pg.log" -w start >/dev/null
 	# with pg_autoha: wait until the fence is down (new sessions read-write)
-	for _ in $(seq 1 300); do
-		[ "$(as_pg $BIN/psql -X -At -h 127.0.0.1 -p $PORT -d postgres -c 'SHOW default_transaction_read_only')" = off ] && return 0
-		sleep 0.1
-	done
-	echo "the server stayed fenced; see $W/pg.log" >&2
-	exit 1
+	wait_writable "$PORT" || exit 1
 }
 stop() { as_pg $BIN/pg_ctl -D "$W/data" stop -m fast >/dev/null; }
 
