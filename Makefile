@@ -5,6 +5,9 @@
 #   make installcheck             pg_regress against a running server started
 #                                 with pg_autoha preloaded, then the TAP tests
 #   test/run_all.sh               everything above on a fresh Debian 12 (root)
+#   make demo                     a local 3-node cluster fails over under load
+#                                 (root; installs what is missing; see README)
+#   make bench                    the failover benchmark (about 25 minutes)
 
 MODULE_big = pg_autoha
 OBJS = \
@@ -36,8 +39,12 @@ DRILL = drill/pg_autoha_drill
 EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) $(DRILL) tmp_check
 
 PG_CONFIG ?= pg_config
-PGXS := $(shell $(PG_CONFIG) --pgxs)
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
 include $(PGXS)
+else ifeq ($(filter demo bench,$(MAKECMDGOALS)),)
+$(error pg_config not found (PG_CONFIG=$(PG_CONFIG)): install postgresql-server-dev-15, or run make demo as root, which installs it)
+endif
 
 # Unit tests of the pure parts: plain C, no server, no network.
 UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Werror -I$(srcdir)/src
@@ -69,3 +76,13 @@ install: install-drill
 install-drill: $(DRILL)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(DRILL) '$(DESTDIR)$(bindir)/pg_autoha_drill'
+
+# The demo and the benchmark install packages, build and install by
+# themselves, so they work on a machine without pg_config yet.  Their
+# settings come from make's command line (make demo FAULT=node SYNC=on),
+# which make exports to the scripts' environment.
+.PHONY: demo bench
+demo:
+	bash bench/demo.sh
+bench:
+	bash bench/failover_bench.sh

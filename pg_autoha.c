@@ -220,6 +220,15 @@ autoha_settings_consistent(int ttl, int loop_wait, char **why)
 	return true;
 }
 
+/* autoha.fenced: the variable is never read; SHOW asks shared memory */
+static bool autoha_fenced_placeholder = true;
+
+static const char *
+autoha_show_fenced(void)
+{
+	return fence_is_up() ? "on" : "off";
+}
+
 static void
 define_settings(void)
 {
@@ -318,6 +327,18 @@ define_settings(void)
 							   NULL, &autoha_etcd_key, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+
+	/*
+	 * Read-only and computed on every SHOW: whether this server refuses write
+	 * commits right now.  Unlike autoha_node() it needs no privilege, so any
+	 * client (the drill, a proxy's health check) can tell a fenced primary
+	 * from a writable one with current_setting('autoha.fenced', true).
+	 */
+	DefineCustomBoolVariable("autoha.fenced",
+							 "Shows whether the write fence is up on this server.",
+							 NULL, &autoha_fenced_placeholder, true,
+							 PGC_INTERNAL, GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							 NULL, NULL, autoha_show_fenced);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("autoha");

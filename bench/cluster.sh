@@ -6,6 +6,10 @@
 #       etcd on BASE_PORT (peer BASE_PORT+1); servers n1..n3 on
 #       BASE_PORT+11..13, n1 the first leader, n2 and n3 its replicas.
 #       Sets CLUSTER_PORTS (array), NODE_DIRS (array), ETCD_PID.
+#   cluster_set_sync             synchronous_standby_names = 'ANY 1 (*)' on
+#       every server (ALTER SYSTEM + reload), once the replicas stream: set
+#       earlier, the first leader's CREATE EXTENSION would wait for a replica
+#       that does not exist yet.  By hand until pg_autoha manages it (#6).
 #   cluster_stop                 stop everything cluster_start started
 #   etcd_start DIR PORT NAME / etcd_stop    just the etcd part
 #   wait_writable PORT           until new sessions there are read-write
@@ -142,6 +146,20 @@ EOF
 		sleep 0.1
 	done
 	echo "the replicas do not stream; logs in $dir" >&2
+	return 1
+}
+
+cluster_set_sync() {
+	local port
+	for port in "${CLUSTER_PORTS[@]}"; do
+		psql_at "$port" -c "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (*)'" -c 'SELECT pg_reload_conf()' >/dev/null
+	done
+	# wait until the leader reports a synchronous standby
+	for _ in $(seq 1 100); do
+		[ "$(psql_at "${CLUSTER_PORTS[0]}" -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'" 2>/dev/null)" = 2 ] && return 0
+		sleep 0.1
+	done
+	echo "synchronous replication did not start" >&2
 	return 1
 }
 

@@ -109,6 +109,8 @@ typedef struct
 } ConnParams;
 
 static ConnParams write_params;
+static ConnParams *writer_params;	/* write_params, host list reordered */
+static char **writer_lists;		/* each writer's host and port lists */
 static ConnParams sample_params[MAX_SERVERS];
 static PQconninfoOption *dsn_opts;
 
@@ -151,7 +153,9 @@ usage(void)
 		   "Options:\n"
 		   "  --dsn CONNINFO       multi-host libpq connection string or URI; the drill adds\n"
 		   "                       target_session_attrs=read-write and connect_timeout=2\n"
-		   "                       when absent\n"
+		   "                       when absent; writers try the server last seen as\n"
+		   "                       primary first, then the others that answer the\n"
+		   "                       sampler (writer i from host i)\n"
 		   "  --servers LIST       host:port,host:port,... to sample (default: the DSN's\n"
 		   "                       host and port lists)\n"
 		   "  --rate N             writes per second, all writers together (default 100)\n"
@@ -162,11 +166,22 @@ usage(void)
 		   "  --timeout MS         client-side timeout of one write (default 2000)\n"
 		   "  --table NAME         table to write to, created if absent (default drill_writes)\n"
 		   "  --csv FILE           write the samples: t_seconds,server,role,rows (rows of\n"
-		   "                       this run; role primary, replica, down or error)\n"
+		   "                       this run; role primary, fenced (a primary that\n"
+		   "                       pg_autoha keeps from writing), replica, down or error)\n"
 		   "  --quiet              no progress lines, only the report\n"
 		   "  --help, --version\n\n"
 		   "The last line of the report is machine-readable:\n"
-		   "  drill: attempted=N acknowledged=N failed=N lost=N indeterminate=N ...\n\n"
+		   "  drill: attempted=N acknowledged=N failed=N lost=N indeterminate=N ...\n"
+		   "  lost                 acknowledged ids missing on the leader at the audit\n"
+		   "  indeterminate        timed out or connection lost; outcome unknown\n"
+		   "  max_gap_after_fault_ms  longest stretch without an acknowledged write,\n"
+		   "                       from the fault (or the start) to the end\n"
+		   "  inflight_acks_after_fault  acknowledged by another server after the fault\n"
+		   "                       but before the final leader's first acknowledgement\n"
+		   "  nonleader_acks_after_takeover  acknowledged by another server after the\n"
+		   "                       final leader's first acknowledgement (split brain)\n"
+		   "  two_primaries        two servers answered as writable primary in one\n"
+		   "                       sampling round (fenced primaries do not count)\n\n"
 		   "Exit status: 0 no acknowledged write was lost, 1 some were lost,\n"
 		   "2 bad options or no connection.\n");
 }
@@ -403,6 +418,19 @@ xstrdup(const char *s)
 	return d;
 }
 
+/* The DSN plus what every write connection needs, unless the DSN says. */
+static void
+build_write_params(ConnParams *p)
+{
+	build_params(p, NULL,
+				 "application_name", "pg_autoha_drill",
+				 "target_session_attrs",
+				 dsn_value("target_session_attrs") ? dsn_value("target_session_attrs") : "read-write",
+				 "connect_timeout",
+				 dsn_value("connect_timeout") ? dsn_value("connect_timeout") : "2",
+				 NULL);
+}
+
 /*
  * Parse and check the DSN, derive the sampled servers, build the parameter
  * arrays for the writers and for each sampled server.
@@ -448,13 +476,7 @@ setup_connections(void)
 	if ((v = dsn_value("connect_timeout")) != NULL)
 		parse_int(v, "connect_timeout in --dsn", 0, INT_MAX);
 
-	build_params(&write_params, NULL,
-				 "application_name", "pg_autoha_drill",
-				 "target_session_attrs",
-				 dsn_value("target_session_attrs") ? dsn_value("target_session_attrs") : "read-write",
-				 "connect_timeout",
-				 dsn_value("connect_timeout") ? dsn_value("connect_timeout") : "2",
-				 NULL);
+	build_write_params(&write_params);
 
 	/* The sampled servers: --servers, or the DSN's host and port lists. */
 	if (opt_servers)
@@ -516,6 +538,97 @@ setup_connections(void)
 		last_rows[i] = -1;
 	}
 	nservers = nhosts;
+}
+
+/*
+ * Where writer w connects next: a host list in which the server the sampler
+ * last saw as a writable primary comes first, and the others follow in an
+ * order rotated by w, without those the sampler could not reach.  That is what a client with a health-checked router
+ * (HAProxy on Patroni's REST checks) or a host status cache (pgjdbc's
+ * hostRecheckSeconds) does, so the drill measures the failover rather than
+ * libpq walking the list in order: in list order, every writer would first
+ * wait out connect_timeout on a frozen first host before trying the next.
+ * Only for the DSN's own host and port lists (not with hostaddr or
+ * --servers, whose entries need not match the DSN's).
+ */
+static bool writers_reorder;
+
+static void
+setup_writer_params(void)
+{
+	writers_reorder = opt_servers == NULL && nservers > 1 &&
+		(dsn_value("hostaddr") == NULL || *dsn_value("hostaddr") == '\0');
+	writer_params = calloc(opt_writers, sizeof(ConnParams));
+	writer_lists = calloc((size_t) opt_writers * 2, sizeof(char *));
+	if (writer_params == NULL || writer_lists == NULL)
+		fail("out of memory");
+	for (int w = 0; w < opt_writers; w++)
+	{
+		ConnParams *p = &writer_params[w];
+
+		build_write_params(p);
+		if (!writers_reorder)
+			continue;
+		/* room for every host:port, filled in before each connection */
+		for (int k = 0; k < 2; k++)
+		{
+			size_t		len = 1;
+
+			for (int i = 0; i < nservers; i++)
+				len += strlen(k == 0 ? srv_host[i] : srv_port[i]) + 1;
+			if ((writer_lists[w * 2 + k] = malloc(len)) == NULL)
+				fail("out of memory");
+		}
+		/* later entries win: host and port go last */
+		p->kw[p->n] = "host";
+		p->val[p->n++] = writer_lists[w * 2];
+		p->kw[p->n] = "port";
+		p->val[p->n++] = writer_lists[w * 2 + 1];
+		p->kw[p->n] = NULL;
+		p->val[p->n] = NULL;
+	}
+}
+
+static void
+order_writer_hosts(int w)
+{
+	char	   *hosts = writer_lists[w * 2];
+	char	   *ports = writer_lists[w * 2 + 1];
+	int			first = -1;
+	bool		down[MAX_SERVERS];
+	int			ndown = 0;
+
+	pthread_mutex_lock(&sample_lock);
+	for (int i = 0; i < nservers; i++)
+	{
+		if (first < 0 && strcmp(last_role[i], "primary") == 0)
+			first = i;
+		down[i] = strcmp(last_role[i], "down") == 0;
+		ndown += down[i];
+	}
+	pthread_mutex_unlock(&sample_lock);
+
+	hosts[0] = ports[0] = '\0';
+	if (first >= 0)
+	{
+		strcat(hosts, srv_host[first]);
+		strcat(ports, srv_port[first]);
+	}
+	for (int k = 0; k < nservers; k++)
+	{
+		int			i = (k + w) % nservers;
+
+		/* a server the sampler cannot reach is skipped, unless all are */
+		if (i == first || (down[i] && ndown < nservers))
+			continue;
+		if (hosts[0])
+		{
+			strcat(hosts, ",");
+			strcat(ports, ",");
+		}
+		strcat(hosts, srv_host[i]);
+		strcat(ports, srv_port[i]);
+	}
 }
 
 /*
@@ -600,7 +713,7 @@ connect_async(const ConnParams *p, int64_t deadline)
 
 typedef struct
 {
-	const char *role;			/* primary, replica, down, error */
+	const char *role;			/* primary, fenced, replica, down, error */
 	long long	rows;			/* -1 unknown */
 } Sample;
 
@@ -618,9 +731,16 @@ sample_one(PGconn **connp, int server, int64_t deadline)
 	if (*connp == NULL)
 		return s;
 
-	/* two statements, two results: the role even when the table is missing */
+	/*
+	 * Two statements, two results: the role even when the table is missing.
+	 * A primary that pg_autoha fences (autoha.fenced; NULL without pg_autoha)
+	 * refuses every write, so it is told apart from a writable one.
+	 */
 	snprintf(sql, sizeof(sql),
-			 "SELECT pg_is_in_recovery(); SELECT count(*) FROM %s WHERE id >= %" PRId64,
+			 "SELECT CASE WHEN pg_is_in_recovery() THEN 'replica'"
+			 " WHEN current_setting('autoha.fenced', true) = 'on' THEN 'fenced'"
+			 " ELSE 'primary' END;"
+			 " SELECT count(*) FROM %s WHERE id >= %" PRId64,
 			 quoted_table, id_base);
 	if (!PQsendQuery(*connp, sql))
 		broken = true;
@@ -640,7 +760,8 @@ sample_one(PGconn **connp, int server, int64_t deadline)
 			const char *v = PQgetvalue(res, 0, 0);
 
 			if (nres == 0)
-				s.role = strcmp(v, "t") == 0 ? "replica" : "primary";
+				s.role = strcmp(v, "replica") == 0 ? "replica" :
+					strcmp(v, "fenced") == 0 ? "fenced" : "primary";
 			else
 				s.rows = strtoll(v, NULL, 10);
 		}
@@ -721,8 +842,13 @@ sampler_main(void *arg)
 static PGconn *
 connect_writer(Writer *w, int *server)
 {
-	PGconn	   *conn = PQconnectdbParams(write_params.kw, write_params.val, 0);
+	PGconn	   *conn;
 	char		name[1024];
+
+	if (writers_reorder)
+		order_writer_hosts(w->index);
+	conn = PQconnectdbParams(writer_params[w->index].kw,
+							 writer_params[w->index].val, 0);
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK ||
 		PQsetnonblocking(conn, 1) != 0)
@@ -1014,7 +1140,9 @@ typedef struct
 	long		indet_present;
 	long		failed_present;
 	long		lost;
-	long		nonleader_after_fault;
+	int64_t		takeover_us;	/* the final leader's first ack after the fault */
+	long		acks_before_takeover;	/* by other servers, fault..takeover */
+	long		nonleader_after_takeover;	/* by other servers after it */
 	int64_t		max_gap_us;
 	bool		overlapping;
 	long		acks_by_server[MAX_NAMES];
@@ -1033,6 +1161,7 @@ analyse(int leader, int64_t stop_us, Result *r)
 	int64_t		from = fault_us >= 0 ? fault_us : 0;
 
 	memset(r, 0, sizeof(*r));
+	r->takeover_us = -1;
 	for (int i = 0; i < MAX_NAMES; i++)
 		first[i] = last[i] = -1;
 	for (int w = 0; w < opt_writers; w++)
@@ -1069,8 +1198,9 @@ analyse(int leader, int64_t stop_us, Result *r)
 			if (x->done_us < from)
 				continue;
 			acks[nacks++] = x->done_us;
-			if (x->server != leader)
-				r->nonleader_after_fault++;
+			if (x->server == leader &&
+				(r->takeover_us < 0 || x->done_us < r->takeover_us))
+				r->takeover_us = x->done_us;
 			if (x->server >= 0)
 			{
 				if (first[x->server] < 0)
@@ -1082,6 +1212,26 @@ analyse(int leader, int64_t stop_us, Result *r)
 			}
 		}
 	}
+
+	/*
+	 * Acknowledgements by a server other than the final leader.  Those that
+	 * came before the final leader's first one after the fault are commits
+	 * in flight when the fault struck (a killed postmaster's backends finish
+	 * the commit they are in); those after it mean two servers accepted
+	 * writes at once, which must never happen.
+	 */
+	for (int w = 0; w < opt_writers; w++)
+		for (int i = 0; i < writers[w].n; i++)
+		{
+			WriteRec   *x = &writers[w].recs[i];
+
+			if (x->outcome != OUT_ACK || x->done_us < from || x->server == leader)
+				continue;
+			if (r->takeover_us >= 0 && x->done_us > r->takeover_us)
+				r->nonleader_after_takeover++;
+			else
+				r->acks_before_takeover++;
+		}
 
 	/* longest stretch without an acknowledgement, from the fault to the stop */
 	qsort(acks, nacks, sizeof(int64_t), cmp_i64);
@@ -1226,9 +1376,15 @@ report(const Result *r, int leader, long long nfound, const char *fault_status)
 	printf("  leader at the audit    %s (%lld rows of this run)\n", name_of(leader), nfound);
 	printf("  longest gap without an acknowledged write after the %s: %.0f ms\n",
 		   fault_us >= 0 ? "fault" : "start", r->max_gap_us / 1000.0);
-	printf("  acknowledged by a non-leader after the %s: %ld\n",
-		   fault_us >= 0 ? "fault" : "start", r->nonleader_after_fault);
-	printf("  two servers not in recovery in one sampling round: %s (%d of %d rounds",
+	if (r->takeover_us >= 0)
+		printf("  first acknowledgement by %s after the %s: %.0f ms after it\n",
+			   name_of(leader), fault_us >= 0 ? "fault" : "start",
+			   (r->takeover_us - (fault_us >= 0 ? fault_us : 0)) / 1000.0);
+	printf("  acknowledged by another server before that: %ld (commits in flight at the fault)\n",
+		   r->acks_before_takeover);
+	printf("  ACKNOWLEDGED BY ANOTHER SERVER AFTER THAT: %ld (two servers accepting writes)\n",
+		   r->nonleader_after_takeover);
+	printf("  two writable primaries in one sampling round: %s (%d of %d rounds",
 		   two_primaries ? "YES" : "no", two_primary_rounds, sample_rounds);
 	if (two_primaries)
 		printf(", first at %.1f s", first_two_primary_s);
@@ -1249,10 +1405,11 @@ report(const Result *r, int leader, long long nfound, const char *fault_status)
 		if (*p == ' ')
 			*p = '_';
 	printf("drill: attempted=%ld acknowledged=%ld failed=%ld lost=%ld indeterminate=%ld "
-		   "max_gap_after_fault_ms=%.0f nonleader_acks_after_fault=%ld two_primaries=%s "
+		   "max_gap_after_fault_ms=%.0f inflight_acks_after_fault=%ld "
+		   "nonleader_acks_after_takeover=%ld two_primaries=%s "
 		   "overlapping_acks=%s fault_status=%s\n",
 		   r->attempted, r->acked, r->failed, r->lost, r->indet,
-		   r->max_gap_us / 1000.0, r->nonleader_after_fault,
+		   r->max_gap_us / 1000.0, r->acks_before_takeover, r->nonleader_after_takeover,
 		   two_primaries ? "yes" : "no", r->overlapping ? "yes" : "no",
 		   status_word);
 }
@@ -1267,6 +1424,14 @@ cleanup(void)
 		free(srv_port[i]);
 	}
 	free_params(&write_params);
+	for (int w = 0; w < opt_writers && writer_params; w++)
+	{
+		free_params(&writer_params[w]);
+		for (int k = 0; k < 2; k++)
+			free(writer_lists[w * 2 + k]);
+	}
+	free(writer_params);
+	free(writer_lists);
 	PQconninfoFree(dsn_opts);
 	for (int w = 0; w < opt_writers; w++)
 		free(writers[w].recs);
@@ -1298,6 +1463,7 @@ main(int argc, char **argv)
 		fprintf(csv, "t_seconds,server,role,rows\n");
 	}
 	prepare_table();
+	setup_writer_params();
 
 	/* records: the planned writes of one writer, plus slack for rounding */
 	cap = (int) (opt_rate * opt_duration / opt_writers) + 2;

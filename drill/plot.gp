@@ -7,8 +7,11 @@
 # fault  second of the fault, drawn as a vertical line (omit or < 0: none)
 #
 # Lines join a server's answered samples (down/error samples have no rows);
-# points mark the samples where it answered as primary, so a stretch without
-# points on a line is a stretch where that server was not seen as primary.
+# servers that hold the same rows overlap, so each line is thinner than the
+# one before it and all stay visible;
+# a wide band of dots marks the samples where it answered as a writable
+# primary, crosses those where it was a primary that pg_autoha fenced
+# (refusing every write); a bare line is a replica.
 
 if (!exists("csv")) { print "plot.gp: set csv='file.csv' with -e"; exit status 2 }
 if (!exists("png")) { png = csv . ".png" }
@@ -31,9 +34,18 @@ if (fault >= 0) {
 	set label 1 "fault" at fault, graph 0.97 offset 0.5,0 tc rgb "red"
 }
 
-plot for [i=1:words(servers)] csv every ::1 \
-	using 1:(strcol(2) eq word(servers, i) ? column(4) : NaN) \
-	with lines lw 2 lc i title word(servers, i), \
-	for [i=1:words(servers)] csv every ::1 \
-	using 1:((strcol(2) eq word(servers, i) && strcol(3) eq "primary") ? column(4) : NaN) \
-	with points pt 7 ps 0.4 lc i notitle
+# one server's samples (role filter: "" for all answered ones), for plotting;
+# plotting the whole file with NaN for the other servers would break every
+# line, since the servers' samples interleave
+rows(server, role) = sprintf("< awk -F, 'NR > 1 && $2 == \"%s\" && $4 != \"\" && (\"%s\" == \"\" || $3 == \"%s\")' '%s'", server, role, role, csv)
+
+# (no fenced samples: no such series, and no warning about an empty one)
+has_fenced = int(system(sprintf("grep -c ',fenced,' '%s' || true", csv))) > 0
+
+# marks first, lines over them: a primary's samples show as a wide band
+plot for [i=1:words(servers)] rows(word(servers, i), "primary") \
+	using 1:4 with points pt 7 ps 1.2 lc i notitle, \
+	for [i=1:(has_fenced ? words(servers) : 0)] rows(word(servers, i), "fenced") \
+	using 1:4 with points pt 2 ps 1.2 lc i notitle, \
+	for [i=1:words(servers)] rows(word(servers, i), "") \
+	using 1:4 with lines lw 2 * (words(servers) - i + 1) lc i title word(servers, i)

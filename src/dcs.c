@@ -905,33 +905,43 @@ done:
  * fits.  "timeline" is pg_autoha's addition (Patroni ignores fields it does
  * not know): with it a server can tell that a later leader existed even
  * after that leader's member entry is gone.  0 leaves it out.
+ *
+ * "shutdown": true, also ours, is the last word of a leader that releases
+ * the key itself because its server is going down: its walsenders may still
+ * be sending the last WAL (a clean shutdown's checkpoint), so candidates wait
+ * for their stream to end.  A leader whose lease merely expired (frozen,
+ * killed with its node, cut off) sends nothing more worth waiting for.
  */
 char *
-dcs_status_json(uint64_t optime, uint32_t timeline)
+dcs_status_json(uint64_t optime, uint32_t timeline, bool shutdown)
 {
-	char	   *buf = malloc(80);
+	char	   *buf = malloc(96);
 
 	if (buf == NULL)
 		return NULL;
 	if (timeline > 0)
-		snprintf(buf, 80, "{\"optime\":%llu,\"timeline\":%u}",
-				 (unsigned long long) optime, timeline);
+		snprintf(buf, 96, "{\"optime\":%llu,\"timeline\":%u%s}",
+				 (unsigned long long) optime, timeline,
+				 shutdown ? ",\"shutdown\":true" : "");
 	else
-		snprintf(buf, 80, "{\"optime\":%llu}", (unsigned long long) optime);
+		snprintf(buf, 96, "{\"optime\":%llu%s}", (unsigned long long) optime,
+				 shutdown ? ",\"shutdown\":true" : "");
 	return buf;
 }
 
 /*
- * The optime (and our timeline, 0 if absent) of a status value.  Patroni
+ * The optime (and our timeline, 0 if absent, and our shutdown mark) of a
+ * status value.  Patroni
  * also stores "slots", "retain_slots" (and may add more); they are ignored.
  */
 bool
-dcs_parse_status(const char *json, uint64_t *optime, uint32_t *timeline)
+dcs_parse_status(const char *json, uint64_t *optime, uint32_t *timeline,
+				 bool *shutdown)
 {
 	json_t	   *root;
 	bool		ok = false;
 
-	if (json == NULL || optime == NULL || timeline == NULL)
+	if (json == NULL || optime == NULL || timeline == NULL || shutdown == NULL)
 		return false;
 	root = json_loads(json, 0, NULL);
 	if (json_is_object(root))
@@ -947,6 +957,7 @@ dcs_parse_status(const char *json, uint64_t *optime, uint32_t *timeline)
 			*timeline = 0;
 			if (t != NULL && json_to_uint64(t, &tli) && tli <= UINT32_MAX)
 				*timeline = (uint32_t) tli;
+			*shutdown = json_is_true(json_object_get(root, "shutdown"));
 			ok = true;
 		}
 	}
@@ -1144,7 +1155,7 @@ dcs_view_from_kvs(const char *prefix, const EtcdRangeResult *range,
 	if (status_kv != NULL)
 	{
 		if (dcs_parse_status(status_kv->value, &view->leader_optime,
-							  &view->leader_timeline))
+							  &view->leader_timeline, &view->leader_shutdown))
 			view->has_leader_optime = true;
 		else
 			count_bad(nbad, errbuf, errlen,

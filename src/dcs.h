@@ -40,9 +40,10 @@ extern bool dcs_parse_member(const char *json, MemberInfo *member,
  * {"optime": N, "timeline": T} for the status key, malloc'd; and its parser
  * (timeline is 0 when absent, as in Patroni's own status values)
  */
-extern char *dcs_status_json(uint64_t optime, uint32_t timeline);
+extern char *dcs_status_json(uint64_t optime, uint32_t timeline,
+							 bool shutdown);
 extern bool dcs_parse_status(const char *json, uint64_t *optime,
-							 uint32_t *timeline);
+							 uint32_t *timeline, bool *shutdown);
 
 /*
  * Build a ClusterView from the kvs of a prefix read of the cluster.

@@ -29,8 +29,9 @@
  *	   member's position is never ahead of its leader's).  Beyond that, a
  *	   primary takes the key unless a member is ahead of it; a replica holds
  *	   an election: it promotes only if it may (nofailover), has all it
- *	   received replayed or is still streaming, its stream from the old
- *	   leader has ended (or it waited long enough), it lags the last leader
+ *	   received replayed or is still streaming, its stream from an old
+ *	   leader that announced its shutdown has ended (or it waited long
+ *	   enough), it lags the last leader
  *	   by no more than maximum_lag, and no other live member is a better
  *	   candidate.  Taking the key is a create_revision == 0 transaction, so
  *	   two candidates that both believe they are best cannot both win.
@@ -231,11 +232,12 @@ decide_election(const ClusterView *view, const LocalState *local)
 				   local->replay_lsn, local->receive_lsn);
 		return d;
 	}
-	if (local->streaming && local->leaderless_ms < local->stream_wait_ms)
+	if (local->streaming && view->leader_shutdown &&
+		local->leaderless_ms < local->stream_wait_ms)
 	{
 		d = decision(HA_WAIT, NULL);
-		set_reason(&d, "no leader; still receiving WAL from the old leader, "
-				   "waiting for its stream to end");
+		set_reason(&d, "no leader; the old leader is shutting down and still streaming "
+				   "to this replica, waiting for its stream to end");
 		return d;
 	}
 

@@ -58,6 +58,8 @@ typedef struct ClusterView
 	bool		has_leader_optime;	/* "status" key: {"optime": N, ...} */
 	uint64_t	leader_optime;
 	uint32_t	leader_timeline;	/* "status" timeline, 0 = unknown */
+	bool		leader_shutdown;	/* "status": the last leader released
+									 * the key on its way down */
 	int			nmembers;
 	MemberInfo	members[AUTOHA_MAX_MEMBERS];
 } ClusterView;
@@ -92,8 +94,9 @@ typedef struct LocalState
 	 * How long a candidate waits, once the leader is gone, for the other
 	 * members to publish their positions (after that, a member that has not
 	 * spoken since the leader vanished counts as dead), and for its own
-	 * stream from the old leader to end (a leader that shuts down cleanly
-	 * still sends its shutdown checkpoint after releasing the key).
+	 * stream from the old leader to end when that leader released the key
+	 * on its way down (a clean shutdown still sends its checkpoint after
+	 * the release; a leader whose lease expired has nothing more to send).
 	 */
 	int64_t		member_wait_ms;
 	int64_t		stream_wait_ms;

@@ -70,6 +70,8 @@ typedef struct WorkerState
 	int64		lease_sent_us;	/* monotonic time the last renewal was sent */
 	bool		system_verified;	/* initialize matches our system id */
 	bool		led_last_time;	/* the last read showed the key as ours */
+	uint64		status_lsn;		/* position and timeline last put in status */
+	uint32		status_timeline;
 
 	int64		first_failure_us;	/* first failed loop since the last good one */
 	int64		fence_deadline_us;	/* the deadline last given to the fence */
@@ -338,15 +340,69 @@ renew_lease(void)
 	return false;
 }
 
-/* On the way out: revoke the lease so the leader key is gone at once. */
+/*
+ * A leader on its way down says so in the status key before it lets the
+ * leader key go (only if the key is still ours, checked in the same
+ * transaction).  Candidates still streaming from it then wait for that
+ * stream to end, so a clean shutdown's last WAL reaches them first; after a
+ * lease that merely expired they do not wait.  Best effort: if it fails,
+ * candidates just do not wait for the stream.  Returns false when etcd
+ * could not be reached at all, so the caller need not try the revoke too.
+ */
+static bool
+announce_shutdown(void)
+{
+	char	   *status_json;
+	EtcdCompare cmp[2];
+	EtcdOp		success[1];
+	EtcdTxnResult txn;
+	EtcdStatus	st;
+
+	if (!ws.led_last_time || !ws.system_verified)
+		return true;
+	status_json = dcs_status_json(ws.status_lsn, ws.status_timeline, true);
+	if (status_json == NULL)
+		return true;
+	memset(cmp, 0, sizeof(cmp));
+	cmp[0].key = ws.leader_key;
+	cmp[0].target = ETCD_CMP_VALUE;
+	cmp[0].result = ETCD_CMP_EQUAL;
+	cmp[0].value = autoha_node_name;
+	cmp[1].key = ws.leader_key;
+	cmp[1].target = ETCD_CMP_LEASE;
+	cmp[1].result = ETCD_CMP_EQUAL;
+	cmp[1].number = ws.lease_id;
+	memset(success, 0, sizeof(success));
+	success[0].type = ETCD_OP_PUT;
+	success[0].key = ws.status_key;
+	success[0].value = status_json;
+	st = etcd_txn(ws.etcd, cmp, 2, success, 1, NULL, 0, &txn);
+	if (st == ETCD_OK)
+		etcd_txn_result_free(&txn);
+	else
+		ereport(LOG,
+				(errmsg("pg_autoha: could not announce the shutdown in etcd: %s",
+						etcd_last_error(ws.etcd))));
+	free(status_json);
+	return st != ETCD_ERR_TRANSPORT && st != ETCD_ERR_TIMEOUT;
+}
+
+/*
+ * Revoke the lease so the leader key is gone at once; when the server is
+ * going down, announce that first.
+ */
 static void
-release_lease(const char *why)
+release_lease(const char *why, bool server_going_down)
 {
 	if (ws.etcd == NULL || ws.lease_id == 0)
 		return;
 	releasing = true;
 	etcd_client_set_timeout(ws.etcd, RELEASE_TIMEOUT_MS);
-	if (etcd_lease_revoke(ws.etcd, ws.lease_id) == ETCD_OK)
+	if (server_going_down && !announce_shutdown())
+		ereport(LOG,
+				(errmsg("pg_autoha: could not release lease %lld (%s): etcd is unreachable; it expires after autoha.ttl",
+						(long long) ws.lease_id, why)));
+	else if (etcd_lease_revoke(ws.etcd, ws.lease_id) == ETCD_OK)
 		ereport(LOG,
 				(errmsg("pg_autoha: released lease %lld (%s)", (long long) ws.lease_id, why)));
 	else
@@ -405,7 +461,7 @@ exit_worker(const char *why, bool server_going_away)
 		 * backends still running here must not commit another write.
 		 */
 		fence_raise(why);
-		release_lease(why);
+		release_lease(why, true);
 	}
 	proc_exit(1);
 }
@@ -464,7 +520,7 @@ read_cluster(const LocalState *local, ClusterView *view)
 	{
 		char	   *me = member_json(local);
 		char	   *status_json = dcs_status_json(ha_local_position(local),
-												  local->timeline);
+												  local->timeline, false);
 		char	   *status = pstrdup(status_json);
 		EtcdCompare cmp[2];
 		EtcdOp		success[3];
@@ -472,6 +528,8 @@ read_cluster(const LocalState *local, ClusterView *view)
 		int			i;
 
 		free(status_json);
+		ws.status_lsn = ha_local_position(local);
+		ws.status_timeline = local->timeline;
 		memset(cmp, 0, sizeof(cmp));
 		cmp[0].key = ws.leader_key;
 		cmp[0].target = ETCD_CMP_VALUE;
@@ -672,7 +730,7 @@ act_promote(const ClusterView *view, const LocalState *local)
 	if (!wait_for_promotion())
 	{
 		publish_error("promotion did not finish in time; giving the leader key back");
-		release_lease("promotion timed out");
+		release_lease("promotion timed out", false);
 		return;
 	}
 #if PG_VERSION_NUM >= 150000

@@ -154,6 +154,8 @@ is(sql($new, "SELECT count(*) FROM t110 WHERE src LIKE 'old-primary%'"), '0', 'n
 is(sql($n1, 'SHOW default_transaction_read_only'), 'on', 'a new session on node1 starts read-only');
 my $info = autoha_node($n1);
 ok($info && $info->{fenced}, 'node1: autoha_node().fenced is true');
+is(sql($n1, "SELECT current_setting('autoha.fenced')"), 'on', 'node1: autoha.fenced shows on');
+is(sql($new, "SELECT current_setting('autoha.fenced')"), 'off', 'the new leader: autoha.fenced shows off');
 ok($info && $info->{fenced_since}, 'node1: autoha_node().fenced_since is set');
 note(sprintf('node1 autoha_node(): fenced=%s since %s, reason: %s; decision %s: %s; leader %s',
 		$info->{fenced} ? 't' : 'f', $info->{fenced_since} // 'NULL', $info->{fence_reason} // 'NULL',
@@ -255,6 +257,7 @@ foreach my $mode (qw(immediate fast))
 	my $i = autoha_node($solo);
 	ok($i && !$i->{fenced} && $i->{is_leader}, "$mode restart: autoha_node(): leader, not fenced");
 	is(sql($solo, 'SHOW default_transaction_read_only'), 'off', "$mode restart: new sessions are read-write");
+	is(sql($solo, 'SHOW autoha.fenced'), 'off', "$mode restart: autoha.fenced shows off");
 }
 
 # (c) a crash restart of the same postmaster (a child killed with SIGKILL):

@@ -122,7 +122,8 @@ is($s->{indeterminate}, 0, 'healthy run: nothing indeterminate');
 is($s->{failed}, 0, 'healthy run: nothing failed');
 cmp_ok($s->{attempted} // 0, '>=', 200, 'healthy run: about 250 writes attempted');
 is($s->{acknowledged}, $s->{attempted}, 'healthy run: every attempted write acknowledged');
-is($s->{nonleader_acks_after_fault}, 0, 'healthy run: no acks from a non-leader');
+is($s->{nonleader_acks_after_takeover}, 0, 'healthy run: no acks from a non-leader');
+is($s->{inflight_acks_after_fault}, 0, 'healthy run: no acks in flight at a fault');
 is($s->{two_primaries}, 'no', 'healthy run: never two primaries');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM drill_writes'),
 	$s->{acknowledged}, 'the table holds exactly the acknowledged writes');

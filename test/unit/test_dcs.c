@@ -514,35 +514,45 @@ test_status(void)
 	char	   *s;
 	uint64_t	lsn = 0;
 	uint32_t	tli = 99;
+	bool		down = true;
 
-	s = dcs_status_json(50331968, 0);
+	s = dcs_status_json(50331968, 0, false);
 	UNIT_STR_EQ(s, "{\"optime\":50331968}", "status json");
 	free(s);
-	s = dcs_status_json(UINT64_MAX, 0);
+	s = dcs_status_json(UINT64_MAX, 0, false);
 	UNIT_STR_EQ(s, "{\"optime\":18446744073709551615}", "status json: full uint64");
 	free(s);
 
-	UNIT_OK(dcs_parse_status("{\"optime\":50331968}", &lsn, &tli) && lsn == 50331968 &&
+	UNIT_OK(dcs_parse_status("{\"optime\":50331968}", &lsn, &tli, &down) && lsn == 50331968 &&
 			tli == 0, "status parse: Patroni's form has no timeline");
-	s = dcs_status_json(50331968, 3);
+	s = dcs_status_json(50331968, 3, false);
 	UNIT_STR_EQ(s, "{\"optime\":50331968,\"timeline\":3}", "status json with timeline");
-	UNIT_OK(dcs_parse_status(s, &lsn, &tli) && lsn == 50331968 && tli == 3,
+	UNIT_OK(dcs_parse_status(s, &lsn, &tli, &down) && lsn == 50331968 && tli == 3,
 			"status parse: timeline round trip");
 	free(s);
-	UNIT_OK(dcs_parse_status("{\"optime\":7,\"timeline\":\"x\"}", &lsn, &tli) && lsn == 7 &&
+	UNIT_OK(!down, "status parse: no shutdown mark by default");
+	s = dcs_status_json(50331968, 3, true);
+	UNIT_STR_EQ(s, "{\"optime\":50331968,\"timeline\":3,\"shutdown\":true}",
+				"status json with the shutdown mark");
+	UNIT_OK(dcs_parse_status(s, &lsn, &tli, &down) && lsn == 50331968 && tli == 3 && down,
+			"status parse: shutdown mark round trip");
+	free(s);
+	UNIT_OK(dcs_parse_status("{\"optime\":9,\"shutdown\":\"yes\"}", &lsn, &tli, &down) &&
+			lsn == 9 && !down, "status parse: a shutdown mark that is not true is no mark");
+	UNIT_OK(dcs_parse_status("{\"optime\":7,\"timeline\":\"x\"}", &lsn, &tli, &down) && lsn == 7 &&
 			tli == 0, "status parse: unusable timeline reads as unknown");
 	lsn = 0;
 	UNIT_OK(dcs_parse_status("{\"optime\":67108864,\"slots\":{\"pg2\":67108000},"
-							 "\"retain_slots\":[\"pg2\"]}", &lsn, &tli) && lsn == 67108864,
+							 "\"retain_slots\":[\"pg2\"]}", &lsn, &tli, &down) && lsn == 67108864,
 			"status parse: Patroni's slots and retain_slots ignored");
-	UNIT_OK(dcs_parse_status("{\"optime\":\"123\"}", &lsn, &tli) && lsn == 123,
+	UNIT_OK(dcs_parse_status("{\"optime\":\"123\"}", &lsn, &tli, &down) && lsn == 123,
 			"status parse: optime as digits");
-	UNIT_OK(!dcs_parse_status("{\"slots\":{}}", &lsn, &tli), "status parse: no optime");
-	UNIT_OK(!dcs_parse_status("{\"optime\":-5}", &lsn, &tli), "status parse: negative");
-	UNIT_OK(!dcs_parse_status("{\"optime\":null}", &lsn, &tli), "status parse: null");
-	UNIT_OK(!dcs_parse_status("123", &lsn, &tli), "status parse: bare number");
-	UNIT_OK(!dcs_parse_status("{", &lsn, &tli), "status parse: bad JSON");
-	UNIT_OK(!dcs_parse_status(NULL, &lsn, &tli), "status parse: NULL");
+	UNIT_OK(!dcs_parse_status("{\"slots\":{}}", &lsn, &tli, &down), "status parse: no optime");
+	UNIT_OK(!dcs_parse_status("{\"optime\":-5}", &lsn, &tli, &down), "status parse: negative");
+	UNIT_OK(!dcs_parse_status("{\"optime\":null}", &lsn, &tli, &down), "status parse: null");
+	UNIT_OK(!dcs_parse_status("123", &lsn, &tli, &down), "status parse: bare number");
+	UNIT_OK(!dcs_parse_status("{", &lsn, &tli, &down), "status parse: bad JSON");
+	UNIT_OK(!dcs_parse_status(NULL, &lsn, &tli, &down), "status parse: NULL");
 }
 
 /* ------------------------------------------------------------------ */

@@ -80,6 +80,7 @@ typedef struct ViewSpec
 	int64_t		leader_lease;
 	uint64_t	leader_optime;	/* 0: no status key */
 	uint32_t	leader_timeline;	/* timeline in the status key, 0: none */
+	bool		leader_shutdown;	/* status key: the leader released it */
 
 	/*
 	 * If pad.name is set, the view is first filled with copies of pad named
@@ -475,34 +476,47 @@ static const HaCase cases[] = {
 		HA_PROMOTE, "pg2", NULL
 	},
 	{
-		"election: streaming within stream_wait: wait",
-		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		"election: streaming within stream_wait after a shutdown release: wait",
+		{NO_LEADER, .leader_shutdown = true, .members = {M("pg3", 1, LSN - 100, LIVE)}},
 		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT - 1), .streaming = true},
 		HA_WAIT, NULL, "stream"
 	},
 	{
-		"election: streaming, replay behind, within stream_wait: wait for stream",
-		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		"election: streaming, replay behind, within stream_wait after a shutdown release: wait",
+		{NO_LEADER, .leader_shutdown = true, .members = {M("pg3", 1, LSN - 100, LIVE)}},
 		{ELECTOR("pg2", 1, LSN, LSN - 100, 0), .streaming = true},
 		HA_WAIT, NULL, "stream"
 	},
 	{
-		"election: streaming, exactly stream_wait elapsed: promote",
-		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		"election: streaming, exactly stream_wait elapsed after a shutdown release: promote",
+		{NO_LEADER, .leader_shutdown = true, .members = {M("pg3", 1, LSN - 100, LIVE)}},
 		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT), .streaming = true},
 		HA_PROMOTE, "pg2", NULL
 	},
 	{
 		"election: streaming after stream_wait, replay behind: promote",
-		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{NO_LEADER, .leader_shutdown = true, .members = {M("pg3", 1, LSN - 100, LIVE)}},
 		{ELECTOR("pg2", 1, LSN, LSN - 100, LATE), .streaming = true},
 		HA_PROMOTE, "pg2", NULL
 	},
 	{
 		"election: streaming after stream_wait ranks by received position",
-		{NO_LEADER, .members = {M("pg3", 1, LSN - 50, LIVE)}},
+		{NO_LEADER, .leader_shutdown = true, .members = {M("pg3", 1, LSN - 50, LIVE)}},
 		{ELECTOR("pg2", 1, LSN, LSN - 100, LATE), .streaming = true},
 		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		/* a frozen or cut-off leader's stream looks alive, but it sends nothing */
+		"election: still streaming, lease expired (no shutdown mark): no stream wait, promote",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0), .streaming = true},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"election: still streaming, lease expired, others not heard yet: wait for members, not the stream",
+		{NO_LEADER, .members = {M("pg3", 1, LSN - 100, SILENT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0), .streaming = true},
+		HA_WAIT, NULL, "publish its position"
 	},
 	{
 		"election: lag one byte over maximum_lag (last_leader_lsn): wait",
@@ -733,6 +747,7 @@ build_view(const ViewSpec *spec, ClusterView *view)
 
 	memset(view, 0, sizeof(*view));
 	view->revision = READ_AT;
+	view->leader_shutdown = spec->leader_shutdown;
 	if (spec->initialize != NULL)
 	{
 		view->has_initialize = true;

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench/fault.sh — inject one fault into the local server whose data
+# directory is given; the drill runs it as its --fault-cmd.
+#
+#   bash bench/fault.sh postmaster DATADIR      kill -9 of the postmaster only:
+#       its children see it die, and pg_autoha's worker revokes the lease
+#   bash bench/fault.sh node DATADIR            kill -9 of every process of the
+#       server at once (frozen first, so none of them can react): the lease
+#       must expire by itself, as when a machine dies
+#   bash bench/fault.sh freeze DATADIR [SECS]   SIGSTOP of every process of the
+#       server, SIGCONT SECS seconds later (default 30) from a detached
+#       background process; returns at once
+#
+# Only PIDs read from DATADIR/postmaster.pid and their children are signalled.
+set -euo pipefail
+
+kind=${1:?usage: fault.sh postmaster|node|freeze DATADIR [SECS]}
+datadir=${2:?usage: fault.sh postmaster|node|freeze DATADIR [SECS]}
+secs=${3:-30}
+
+if [ ! -f "$datadir/postmaster.pid" ]; then
+	echo "fault.sh: no postmaster.pid in $datadir: is the server running?" >&2
+	exit 1
+fi
+pm=$(head -1 "$datadir/postmaster.pid")
+# shellcheck disable=SC2207
+children=($(ps -o pid= --ppid "$pm" || true))
+
+case "$kind" in
+	postmaster)
+		kill -9 "$pm"
+		echo "fault.sh: killed postmaster $pm"
+		;;
+	node)
+		kill -STOP "$pm" "${children[@]}"
+		kill -9 "$pm" "${children[@]}"
+		echo "fault.sh: killed postmaster $pm and its ${#children[@]} children"
+		;;
+	freeze)
+		kill -STOP "$pm" "${children[@]}"
+		# children first, the postmaster last: it then finds them running
+		setsid bash -c "sleep $secs; kill -CONT ${children[*]} $pm" </dev/null >/dev/null 2>&1 &
+		echo "fault.sh: froze postmaster $pm and its ${#children[@]} children for $secs s"
+		;;
+	*)
+		echo "fault.sh: unknown fault \"$kind\": use postmaster, node or freeze" >&2
+		exit 2
+		;;
+esac
