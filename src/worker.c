@@ -78,6 +78,8 @@ typedef struct WorkerState
 
 	/* election bookkeeping */
 	int64		leaderless_since_revision;
+	int64		leader_member_revision;	/* of the leader's member key */
+	int64		leader_member_changed_us;	/* when that revision last moved */
 	int64		leaderless_start_us;
 	uint64		last_leader_lsn;
 
@@ -385,6 +387,20 @@ announce_shutdown(void)
 						etcd_last_error(ws.etcd))));
 	free(status_json);
 	return st != ETCD_ERR_TRANSPORT && st != ETCD_ERR_TIMEOUT;
+}
+
+/*
+ * A leader rewrites its member key every loop.  When it has not for two
+ * loops, it is probably frozen, dead or cut off, and its lease will lapse
+ * soon: poll at election speed until it does, so the key's disappearance is
+ * seen within ELECTION_POLL_MS rather than a whole loop later, and the
+ * members publish their positions for the election just as quickly.
+ */
+static bool
+leader_seems_gone(bool is_leader)
+{
+	return !is_leader && ws.leader_member_changed_us != 0 &&
+		fence_now_us() - ws.leader_member_changed_us > 2 * (int64) ws.loop_wait * 1000;
 }
 
 /*
@@ -946,6 +962,11 @@ ha_cycle(void)
 
 		if (leader != NULL && leader->lsn > ws.last_leader_lsn)
 			ws.last_leader_lsn = leader->lsn;
+		if (leader != NULL && leader->mod_revision != ws.leader_member_revision)
+		{
+			ws.leader_member_revision = leader->mod_revision;
+			ws.leader_member_changed_us = fence_now_us();
+		}
 		ws.leaderless_since_revision = 0;
 	}
 	else if (ws.leaderless_since_revision == 0)
@@ -995,7 +1016,7 @@ ha_cycle(void)
 	}
 	publish_cycle(view, &local, &d, is_leader);
 
-	if (!view->has_leader || !ws.system_verified)
+	if (!view->has_leader || !ws.system_verified || leader_seems_gone(is_leader))
 		return Min(ws.loop_wait, ELECTION_POLL_MS);
 	return ws.loop_wait;
 }

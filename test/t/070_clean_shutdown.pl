@@ -76,6 +76,14 @@ ok(defined $ckpt && defined $old_tli, 'pg_controldata of the old leader read')
 is($db_state, 'shut down', 'the old leader was shut down cleanly');
 note("old leader: shutdown checkpoint at $ckpt on timeline $old_tli") if defined $ckpt;
 
+# the old leader announced its shutdown in the status key, then released
+# the lease: that announcement is what makes the candidates wait for the
+# shutdown checkpoint in their stream
+my $old_log = slurp_file($old->logfile);
+like($old_log, qr/pg_autoha: released lease \d+ \(server shutting down\)/,
+	'old leader log: it released its lease on the way down');
+unlike($old_log, qr/could not announce the shutdown/, 'old leader log: the shutdown was announced in etcd');
+
 my $new_tli;
 ok(defined poll_until(
 		sub {
