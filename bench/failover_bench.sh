@@ -81,7 +81,7 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 	echo "ttl ${TTL} s, loop_wait ${LOOP_WAIT} ms; drill: ${RATE} writes/s by ${WRITERS} writers, 2 s client timeout, fault at ${FAULT_AT} s; ${RUNS} runs each."
 	echo "Unavailability: the longest stretch without an acknowledged write after the fault."
 	echo
-	echo "| mode | fault | unavailability median (min–max), ms | lost acknowledged | indeterminate (median) | acked in flight at the fault | acked by a non-leader after takeover | runs with two writable primaries |"
+	echo "| mode | fault | unavailability median (min–max), ms | lost acknowledged (all runs) | indeterminate (median) | acked in flight at the fault (all runs) | acked by a non-leader after the takeover (all runs) | runs with two writable primaries |"
 	echo "|---|---|---|---|---|---|---|---|"
 } >"$TABLE"
 
@@ -131,6 +131,13 @@ echo "== idle worker: ${IDLE_SECS} s"
 cluster_start "$WORK/idle" "$BASE_PORT" idle "$TTL" "$LOOP_WAIT"
 sleep 2
 ticks=$(getconf CLK_TCK)
+# etcd's own count of the KV and lease calls it served (the JSON gateway
+# turns each HTTP request into one)
+etcd_calls() {
+	curl -s "http://127.0.0.1:$BASE_PORT/metrics" |
+		awk '/^grpc_server_started_total\{.*grpc_service="etcdserverpb\.(KV|Lease)"/ {s += $2} END {print s + 0}'
+}
+calls0=$(etcd_calls)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A WPID=() T0=()
 for port in "${CLUSTER_PORTS[0]}" "${CLUSTER_PORTS[1]}"; do
@@ -138,9 +145,12 @@ for port in "${CLUSTER_PORTS[0]}" "${CLUSTER_PORTS[1]}"; do
 	T0[$port]=$(cpu_ticks "${WPID[$port]}")
 done
 sleep "$IDLE_SECS"
+calls=$(($(etcd_calls) - calls0))
 {
 	echo
 	echo "Idle worker (ttl ${TTL} s, loop_wait ${LOOP_WAIT} ms, ${IDLE_SECS} s):"
+	awk -v c="$calls" -v s="$IDLE_SECS" -v n="${#CLUSTER_PORTS[@]}" \
+		'BEGIN {printf "- etcd requests: %.1f per second per server (%d servers)\n", c / s / n, n}'
 	for port in "${CLUSTER_PORTS[0]}" "${CLUSTER_PORTS[1]}"; do
 		pid=${WPID[$port]}
 		role=$(psql_at "$port" -c 'SELECT role FROM autoha_node()')
@@ -159,7 +169,8 @@ if [ "$PGBENCH_ROUNDS" -gt 0 ]; then
 	{
 		echo
 		echo "pgbench (TPC-B-like, 4 clients, scale 10, synchronous_commit on, ${PGBENCH_ROUNDS} rounds of ${PGBENCH_SECS} s, one server):"
-		sed -n 's/^ *\(median.*\|difference.*\)/- \1/p' "$OUT/pgbench.txt"
+		awk '/median without|median with/ {sub(/:$/, "", $3); printf "- %s %s %s: %.0f tps\n", $1, $2, $3, $(NF - 1)}
+			/difference/ {sub(/^ +/, ""); print "- " $0}' "$OUT/pgbench.txt"
 	} >>"$TABLE"
 fi
 

@@ -8,7 +8,7 @@
 PG_CONFIG_15=/usr/lib/postgresql/15/bin/pg_config
 SETUP_PACKAGES="make gcc libc6-dev postgresql-15 postgresql-server-dev-15
 	etcd-server etcd-client libcurl4-openssl-dev libjansson-dev libkrb5-dev
-	gnuplot-nox bc procps"
+	gnuplot-nox bc procps curl"
 
 missing_packages() {
 	local p

@@ -6,7 +6,7 @@
 # png    output file (default: csv with .png appended)
 # fault  second of the fault, drawn as a vertical line (omit or < 0: none)
 #
-# Lines join a server's answered samples (down/error samples have no rows);
+# Lines join a server's answered samples and break where it did not answer;
 # servers that hold the same rows overlap, so each line is thinner than the
 # one before it and all stay visible;
 # a wide band of dots marks the samples where it answered as a writable
@@ -31,13 +31,14 @@ set key top left
 set grid
 if (fault >= 0) {
 	set arrow 1 from fault, graph 0 to fault, graph 1 nohead lw 2 lc rgb "red" dt 2
-	set label 1 "fault" at fault, graph 0.97 offset 0.5,0 tc rgb "red"
+	set label 1 "fault" at fault, graph 0.03 offset 0.5,0 tc rgb "red"
 }
 
 # one server's samples (role filter: "" for all answered ones), for plotting;
 # plotting the whole file with NaN for the other servers would break every
-# line, since the servers' samples interleave
-rows(server, role) = sprintf("< awk -F, 'NR > 1 && $2 == \"%s\" && $4 != \"\" && (\"%s\" == \"\" || $3 == \"%s\")' '%s'", server, role, role, csv)
+# line, since the servers' samples interleave.  A sample without rows (down,
+# error) becomes a blank line, where gnuplot breaks the line.
+rows(server, role) = sprintf("< awk -F, 'NR > 1 && $2 == \"%s\" { if ($4 == \"\") { if (!gap) print \"\"; gap = 1 } else if (\"%s\" == \"\" || $3 == \"%s\") { print; gap = 0 } }' '%s'", server, role, role, csv)
 
 # (no fenced samples: no such series, and no warning about an empty one)
 has_fenced = int(system(sprintf("grep -c ',fenced,' '%s' || true", csv))) > 0

@@ -342,6 +342,21 @@ renew_lease(void)
 	return false;
 }
 
+/* The two comparisons of a transaction that must only apply while we lead. */
+static void
+leader_key_is_ours(EtcdCompare cmp[2])
+{
+	memset(cmp, 0, 2 * sizeof(EtcdCompare));
+	cmp[0].key = ws.leader_key;
+	cmp[0].target = ETCD_CMP_VALUE;
+	cmp[0].result = ETCD_CMP_EQUAL;
+	cmp[0].value = autoha_node_name;
+	cmp[1].key = ws.leader_key;
+	cmp[1].target = ETCD_CMP_LEASE;
+	cmp[1].result = ETCD_CMP_EQUAL;
+	cmp[1].number = ws.lease_id;
+}
+
 /*
  * A leader on its way down says so in the status key before it lets the
  * leader key go (only if the key is still ours, checked in the same
@@ -365,15 +380,7 @@ announce_shutdown(void)
 	status_json = dcs_status_json(ws.status_lsn, ws.status_timeline, true);
 	if (status_json == NULL)
 		return true;
-	memset(cmp, 0, sizeof(cmp));
-	cmp[0].key = ws.leader_key;
-	cmp[0].target = ETCD_CMP_VALUE;
-	cmp[0].result = ETCD_CMP_EQUAL;
-	cmp[0].value = autoha_node_name;
-	cmp[1].key = ws.leader_key;
-	cmp[1].target = ETCD_CMP_LEASE;
-	cmp[1].result = ETCD_CMP_EQUAL;
-	cmp[1].number = ws.lease_id;
+	leader_key_is_ours(cmp);
 	memset(success, 0, sizeof(success));
 	success[0].type = ETCD_OP_PUT;
 	success[0].key = ws.status_key;
@@ -546,15 +553,7 @@ read_cluster(const LocalState *local, ClusterView *view)
 		free(status_json);
 		ws.status_lsn = ha_local_position(local);
 		ws.status_timeline = local->timeline;
-		memset(cmp, 0, sizeof(cmp));
-		cmp[0].key = ws.leader_key;
-		cmp[0].target = ETCD_CMP_VALUE;
-		cmp[0].result = ETCD_CMP_EQUAL;
-		cmp[0].value = autoha_node_name;
-		cmp[1].key = ws.leader_key;
-		cmp[1].target = ETCD_CMP_LEASE;
-		cmp[1].result = ETCD_CMP_EQUAL;
-		cmp[1].number = ws.lease_id;
+		leader_key_is_ours(cmp);
 
 		memset(success, 0, sizeof(success));
 		success[0].type = ETCD_OP_PUT;
