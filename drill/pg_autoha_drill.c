@@ -1352,6 +1352,30 @@ parse_options(int argc, char **argv)
 	check_table(opt_table);
 }
 
+/* The first lost writes: which server acknowledged them, and when. */
+static void
+report_lost(long lost)
+{
+	int			shown = 0;
+
+	for (int w = 0; w < opt_writers && shown < 10; w++)
+		for (int i = 0; i < writers[w].n && shown < 10; i++)
+		{
+			const WriteRec *x = &writers[w].recs[i];
+
+			if (x->outcome != OUT_ACK || x->present)
+				continue;
+			printf("    id %" PRId64 " acknowledged by %s at %.3f s", x->id,
+				   x->server >= 0 ? names[x->server] : "?", x->done_us / 1e6);
+			if (fault_us >= 0)
+				printf(" (%+.0f ms from the fault)", (x->done_us - fault_us) / 1000.0);
+			printf("\n");
+			shown++;
+		}
+	if (lost > shown)
+		printf("    ... and %ld more\n", lost - shown);
+}
+
 static void
 report(const Result *r, int leader, long long nfound, const char *fault_status)
 {
@@ -1372,6 +1396,7 @@ report(const Result *r, int leader, long long nfound, const char *fault_status)
 	printf("  indeterminate          %ld (timed out or connection lost; %ld of them committed)\n",
 		   r->indet, r->indet_present);
 	printf("  LOST ACKNOWLEDGED      %ld\n", r->lost);
+	report_lost(r->lost);
 	printf("  connect failures       %ld\n", r->connect_failures);
 	printf("  leader at the audit    %s (%lld rows of this run)\n", name_of(leader), nfound);
 	printf("  longest gap without an acknowledged write after the %s: %.0f ms\n",

@@ -930,9 +930,9 @@ dcs_status_json(uint64_t optime, uint32_t timeline, bool shutdown)
 }
 
 /*
- * The optime (and our timeline, 0 if absent, and our shutdown mark) of a
- * status value.  Patroni
- * also stores "slots", "retain_slots" (and may add more); they are ignored.
+ * The optime, and our timeline (0 if absent) and shutdown mark, of a status
+ * value.  Patroni also stores "slots", "retain_slots" (and may add more);
+ * they are ignored.
  */
 bool
 dcs_parse_status(const char *json, uint64_t *optime, uint32_t *timeline,

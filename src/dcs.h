@@ -37,7 +37,8 @@ extern bool dcs_parse_member(const char *json, MemberInfo *member,
 							 char *errbuf, size_t errlen);
 
 /*
- * {"optime": N, "timeline": T} for the status key, malloc'd; and its parser
+ * {"optime": N, "timeline": T} for the status key, with "shutdown": true
+ * from a leader releasing the key on its way down, malloc'd; and its parser
  * (timeline is 0 when absent, as in Patroni's own status values)
  */
 extern char *dcs_status_json(uint64_t optime, uint32_t timeline,

@@ -31,7 +31,9 @@
  * fence went up, so connection pools reconnect to the leader.
  *
  * A new server (first start, restart, crash restart) starts fenced: the
- * shared memory is created with the flag raised.
+ * shared memory is created with the flag raised.  A server whose postmaster
+ * has died counts as fenced too: its backends may live on for a moment, but
+ * its walsenders are gone, so what they committed would reach no replica.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,6 +46,7 @@
 #include "libpq/auth.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/pmsignal.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -71,6 +74,14 @@ fence_active(void)
 
 	if (autoha_shared == NULL)
 		return false;
+
+	/*
+	 * A server whose postmaster died is going down: its walsenders exit and
+	 * its worker is releasing the lease, so a commit acknowledged now would
+	 * reach no replica.  On Linux this is a flag set by the death signal.
+	 */
+	if (!PostmasterIsAlive())
+		return true;
 	fence = &autoha_shared->fence;
 	if (pg_atomic_read_u32(&fence->raised) != 0)
 		return true;
@@ -108,7 +119,9 @@ refuse_write(const char *what)
 	const MemberInfo *m;
 
 	LWLockAcquire(autoha_shared->lock, LW_SHARED);
-	if (pg_atomic_read_u32(&autoha_shared->fence.raised) != 0)
+	if (!PostmasterIsAlive())
+		strlcpy(reason, "its postmaster has died", sizeof(reason));
+	else if (pg_atomic_read_u32(&autoha_shared->fence.raised) != 0)
 		strlcpy(reason, autoha_shared->fence.reason, sizeof(reason));
 	else
 		strlcpy(reason, "its lease could not be renewed in time", sizeof(reason));

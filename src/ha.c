@@ -31,10 +31,10 @@
  *	   an election: it promotes only if it may (nofailover), has all it
  *	   received replayed or is still streaming, its stream from an old
  *	   leader that announced its shutdown has ended (or it waited long
- *	   enough), it lags the last leader
- *	   by no more than maximum_lag, and no other live member is a better
- *	   candidate.  Taking the key is a create_revision == 0 transaction, so
- *	   two candidates that both believe they are best cannot both win.
+ *	   enough), it lags the last leader by no more than maximum_lag, and no
+ *	   other live member is a better candidate.  Taking the key is a
+ *	   create_revision == 0 transaction, so two candidates that both believe
+ *	   they are best cannot both win.
  *
  *-------------------------------------------------------------------------
  */

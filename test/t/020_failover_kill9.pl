@@ -1,13 +1,18 @@
 
 # 020_failover_kill9: kill -9 the leader's postmaster; one replica takes the
 # leader key and accepts writes, the other follows it on the new timeline
-# without a restart, and nothing replicated before the kill is lost.
+# without a restart, and nothing replicated before the kill is lost.  A
+# backend of the killed postmaster that was busy at the kill (its walsenders
+# are gone, so nothing it commits could reach a replica) cannot commit: the
+# worker raises the fence when it sees the postmaster die, and the commit
+# check itself refuses once the postmaster is gone, even before that.
 
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use AutohaTest;
@@ -28,6 +33,25 @@ $old->wait_for_catchup($_) for @survivors;
 my $startup_sql = "SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup'";
 my %startup_before = map { $_->name => sql_ok($_, $startup_sql) } @survivors;
 
+# A transaction that wrote, then keeps its backend busy (no latch wait, so
+# the backend does not notice the postmaster's death on its own) and commits
+# only after the kill.
+my ($busy_out, $busy_err) = ('', '');
+my $busy = IPC::Run::start(
+	[
+		'psql', '-X', '-h', $old->host, '-p', $old->port, '-d', 'postgres', '-c',
+		"INSERT INTO t020 (id, src) VALUES (-1, 'busy at the kill'); "
+		  . 'SELECT count(*) FROM generate_series(1, 15000000)'
+	],
+	'>', \$busy_out, '2>', \$busy_err, IPC::Run::timeout(180));
+ok(defined poll_until(
+		sub {
+			(sql($old, "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+				  . "AND query LIKE 'INSERT INTO t020 (id, src) VALUES (-1%'") // '') eq '1';
+		},
+		30, 'the busy transaction to run', 0.05),
+	'a transaction that wrote is busy on the leader');
+
 # ---- the fault
 note('killing the postmaster of ' . $old->name . " (pid $old->{_pid}) with SIGKILL");
 my @kids = AutohaTest::kill9_node($old);
@@ -45,6 +69,14 @@ BAIL_OUT('no failover') unless $writer;
 my $gone = AutohaTest::wait_pids_gone(\@kids, 30);
 ok(defined $gone, 'every child of the killed postmaster exited');
 note(sprintf("children of the killed postmaster gone after %.2f s", $gone)) if defined $gone;
+
+# the busy backend outlived its postmaster; its commit was refused
+$busy->finish;
+isnt($busy->result, 0, 'the busy transaction did not commit');
+like($busy_err, qr/pg_autoha: cannot commit a transaction that wrote.*\n.*its postmaster has died/,
+	'its commit was refused because the postmaster had died');
+unlike($busy_out, qr/^\s*15000000\s*$/m, 'no success reached the client');
+note("busy session: $busy_err");
 
 # ---- exactly one new leader, which the other survivor follows
 my ($new, $lead_secs) = wait_for_leader(\@survivors, 60);

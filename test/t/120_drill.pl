@@ -151,6 +151,8 @@ is($rc, 1, 'run with deleted rows exits 1');
 cmp_ok($s->{lost} // 0, '>=', 5, 'the deleted acknowledged writes are reported lost');
 is($s->{fault_status}, 'exit_0', 'the fault command\'s exit status is reported');
 like($out, qr/LOST ACKNOWLEDGED\s+\d+/, 'the human-readable report says so too');
+like($out, qr/^    id \d+ acknowledged by \Q$host:$port\E at [\d.]+ s \([-+]\d+ ms from the fault\)$/m,
+	'the report lists a lost write with its server and time');
 
 # a fault command that fails is reported, and is not a lost write
 ($rc, $out, $err) = drill('--dsn', $dsn, '--duration', '1.5', '--rate', '20',
