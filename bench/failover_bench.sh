@@ -21,7 +21,7 @@
 #   BASE_PORT (26600; the pgbench part uses BASE_PORT+100..+102),
 #   TTL (4 s), LOOP_WAIT (500 ms), RATE (100 writes/s), WRITERS (4),
 #   FAULT_AT (5 s), FREEZE_SECS (30), IDLE_SECS (30),
-#   PGBENCH_ROUNDS (3, 0 skips pgbench), PGBENCH_SECS (15),
+#   PGBENCH_ROUNDS (5, 0 skips pgbench), PGBENCH_SECS (10),
 #   OUT (./bench-results), SKIP_INSTALL=1 (no package check, build, install)
 set -euo pipefail
 
@@ -37,8 +37,8 @@ WRITERS=${WRITERS:-4}
 FAULT_AT=${FAULT_AT:-5}
 FREEZE_SECS=${FREEZE_SECS:-30}
 IDLE_SECS=${IDLE_SECS:-30}
-PGBENCH_ROUNDS=${PGBENCH_ROUNDS:-3}
-PGBENCH_SECS=${PGBENCH_SECS:-15}
+PGBENCH_ROUNDS=${PGBENCH_ROUNDS:-5}
+PGBENCH_SECS=${PGBENCH_SECS:-10}
 OUT=${OUT:-$PWD/bench-results}
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
