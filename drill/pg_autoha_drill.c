@@ -94,6 +94,7 @@ static double opt_rate = 100;
 static int	opt_writers = 4;
 static double opt_duration = 30;
 static double opt_fault_at = -1;
+static int64_t fault_took_us = 0;	/* how long the fault command ran */
 static const char *opt_fault_cmd;
 static int	opt_timeout_ms = 2000;
 static const char *opt_table = "drill_writes";
@@ -1385,10 +1386,11 @@ report(const Result *r, int leader, long long nfound, const char *fault_status)
 	printf("\npg_autoha_drill report\n");
 	printf("  run                    %.1f s, %d writers, %g writes/s, timeout %d ms, table %s\n",
 		   opt_duration, opt_writers, opt_rate, opt_timeout_ms, opt_table);
-	if (fault_us >= 0)
-		printf("  fault                  at %.1f s%s%s\n", opt_fault_at,
-			   opt_fault_cmd ? ": command " : " (marker only)",
-			   opt_fault_cmd ? fault_status : "");
+	if (fault_us >= 0 && opt_fault_cmd)
+		printf("  fault                  at %.1f s: command %s, took %.0f ms (times below count from its start)\n",
+			   opt_fault_at, fault_status, fault_took_us / 1000.0);
+	else if (fault_us >= 0)
+		printf("  fault                  at %.1f s (marker only)\n", opt_fault_at);
 	printf("  attempted              %ld\n", r->attempted);
 	printf("  acknowledged           %ld\n", r->acked);
 	printf("  failed                 %ld (the server refused: not written%s)\n",
@@ -1531,6 +1533,7 @@ main(int argc, char **argv)
 			if (!opt_quiet)
 				printf("%6.1fs  fault: %s\n", t / 1e6, opt_fault_cmd);
 			run_fault(fault_status, sizeof(fault_status));
+			fault_took_us = now_us() - t;
 			if (!opt_quiet)
 				printf("%6.1fs  fault command: %s\n", now_us() / 1e6, fault_status);
 			continue;
