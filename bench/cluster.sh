@@ -11,6 +11,10 @@
 #       earlier, the first leader's CREATE EXTENSION would wait for a replica
 #       that does not exist yet.  By hand until pg_autoha manages it (#6).
 #   cluster_stop                 stop everything cluster_start started
+#   cluster_stop_dir DIR         the same, found from DIR alone (postmaster.pid
+#       files and etcd.pid): for a shell other than the one that started it
+#   cluster_layout DIR BASE_PORT set NODE_DIRS and CLUSTER_PORTS as
+#       cluster_start does, for a shell other than the one that started it
 #   etcd_start DIR PORT NAME / etcd_stop    just the etcd part
 #   wait_writable PORT           until new sessions there are read-write
 #   leader_port                  the port of the server that leads now
@@ -41,15 +45,38 @@ cluster_stop() {
 	etcd_stop
 }
 
+cluster_stop_dir() {
+	local dir=$1 d
+	NODE_DIRS=()
+	for d in "$dir"/n*; do
+		[ -d "$d" ] && NODE_DIRS+=("$d")
+	done
+	[ -f "$dir/etcd.pid" ] && ETCD_PID=$(cat "$dir/etcd.pid")
+	cluster_stop
+}
+
+cluster_layout() {
+	local dir=$1 base=$2 i
+	NODE_DIRS=()
+	CLUSTER_PORTS=()
+	for i in 1 2 3; do
+		NODE_DIRS+=("$dir/n$i")
+		CLUSTER_PORTS+=($((base + 10 + i)))
+	done
+}
+
 # etcd_start DIR CLIENT_PORT NAME: a one-member etcd (peer port CLIENT_PORT+1)
-# running as root, as a direct child, so that ETCD_PID is its own PID
+# running as root, in a session of its own like the servers pg_ctl starts
+# (a Ctrl-C in the terminal must not kill it behind our back: it is stopped
+# by PID), as a direct child, so that ETCD_PID is its own PID
 etcd_start() {
 	local dir=$1 ec=$2 name=$3 ep=$(($2 + 1))
-	/usr/bin/etcd --name "$name" --data-dir "$dir/etcd" \
+	setsid /usr/bin/etcd --name "$name" --data-dir "$dir/etcd" \
 		--listen-client-urls http://127.0.0.1:$ec --advertise-client-urls http://127.0.0.1:$ec \
 		--listen-peer-urls http://127.0.0.1:$ep --initial-advertise-peer-urls http://127.0.0.1:$ep \
 		--initial-cluster "$name=http://127.0.0.1:$ep" >"$dir/etcd.log" 2>&1 &
 	ETCD_PID=$!
+	echo "$ETCD_PID" >"$dir/etcd.pid"
 	for _ in $(seq 1 100); do
 		ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:$ec endpoint health >/dev/null 2>&1 && return 0
 		sleep 0.1

@@ -41,7 +41,7 @@ else
 	DURATION=${DURATION:-$((FAULT_AT + 20))}
 fi
 
-step=0
+step=${step:-0}
 say() { step=$((step + 1)); printf '\n== [%d/7] %s\n' "$step" "$*"; }
 die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
 
@@ -52,32 +52,62 @@ for v in DEMO_PORT FAULT_AT FREEZE_SECS DURATION RATE WRITERS TTL LOOP_WAIT; do
 done
 [ "$DEMO_PORT" -ge 1024 ] && [ "$DEMO_PORT" -le 65500 ] || die "DEMO_PORT=$DEMO_PORT: use 1024..65500"
 
-# shellcheck source=bench/setup.sh
-. "$SRC/bench/setup.sh"
-say "checking packages"
-ensure_packages || exit 1
-[ "$(id -u)" -eq 0 ] || die "run as root (sudo make demo): the servers run as the postgres OS user through runuser, and make install writes to PostgreSQL's directories"
-
-say "building and installing pg_autoha"
-build_install
-
 # shellcheck source=bench/cluster.sh
 . "$SRC/bench/cluster.sh"
-DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/pg_autoha_demo.XXXXXX)}
-mkdir -p "$DEMO_DIR" "$DEMO_OUT"
-chown postgres "$DEMO_DIR"
-finish() {
-	local rc=$?
-	cluster_stop
+
+if [ -z "${DEMO_STEPS:-}" ]; then
+	# shellcheck source=bench/setup.sh
+	. "$SRC/bench/setup.sh"
+	say "checking packages"
+	ensure_packages || exit 1
+	[ "$(id -u)" -eq 0 ] || die "run as root (sudo make demo): the servers run as the postgres OS user through runuser, and make install writes to PostgreSQL's directories"
+
+	say "building and installing pg_autoha"
+	build_install
+
+	DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/pg_autoha_demo.XXXXXX)}
+	mkdir -p "$DEMO_DIR" "$DEMO_OUT"
+	chown postgres "$DEMO_DIR"
+
+	# The remaining steps run as this script again, in a session of their
+	# own, while this shell only waits: a Ctrl-C then reaches this shell
+	# alone, which stops those steps and every server and etcd they started
+	# (found from DEMO_DIR).  Run in the foreground, a Ctrl-C that a child
+	# such as psql handles itself would leave bash carrying on.
+	interrupted() {
+		trap - INT TERM
+		echo
+		echo "demo: interrupted, stopping everything"
+		kill -TERM -- "-$STEPS_PID" 2>/dev/null || true
+		for _ in $(seq 1 10); do
+			kill -0 "$STEPS_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL -- "-$STEPS_PID" 2>/dev/null || true
+		wait "$STEPS_PID" 2>/dev/null || true
+		# a server whose pg_ctl start was cut short writes its pid file late
+		sleep 0.5
+		cluster_stop_dir "$DEMO_DIR"
+		echo "demo: data and logs kept in $DEMO_DIR"
+		exit 130
+	}
+	trap interrupted INT TERM
+	DEMO_STEPS=1 DEMO_DIR=$DEMO_DIR DEMO_OUT=$DEMO_OUT DURATION=$DURATION step=$step \
+		setsid bash "${BASH_SOURCE[0]}" &
+	STEPS_PID=$!
+	rc=0
+	wait "$STEPS_PID" || rc=$?
 	if [ "${KEEP:-0}" = 1 ] || [ $rc -ne 0 ]; then
 		echo "demo: data and logs kept in $DEMO_DIR"
 	else
 		rm -rf "$DEMO_DIR"
 	fi
 	exit $rc
-}
-trap finish EXIT
-trap 'echo; echo "demo: interrupted, stopping everything"; exit 130' INT TERM
+fi
+
+# ---- the steps, in their own session; stop what they start on any exit
+trap cluster_stop EXIT
+trap 'exit 143' TERM
 
 say "starting etcd and three servers in $DEMO_DIR (ttl ${TTL}s, loop_wait ${LOOP_WAIT}ms, synchronous: $SYNC)"
 cluster_start "$DEMO_DIR" "$DEMO_PORT" demo "$TTL" "$LOOP_WAIT"
