@@ -18,7 +18,8 @@
 #   etcd_start DIR PORT NAME / etcd_stop    just the etcd part
 #   wait_writable PORT           until new sessions there are read-write
 #   leader_port                  the port of the server that leads now
-#   postmaster_pid PORT          that server's postmaster PID
+#   node_dir PORT                that server's data directory
+#   cluster_dsn                  a multi-host connection string to every server
 
 BIN=/usr/lib/postgresql/15/bin
 ETCD_PID=
@@ -201,13 +202,18 @@ leader_port() {
 	return 1
 }
 
-postmaster_pid() {
+node_dir() {
 	local port=$1 i
 	for i in "${!CLUSTER_PORTS[@]}"; do
 		if [ "${CLUSTER_PORTS[$i]}" = "$port" ]; then
-			head -1 "${NODE_DIRS[$i]}/postmaster.pid"
+			echo "${NODE_DIRS[$i]}"
 			return 0
 		fi
 	done
 	return 1
+}
+
+# a libpq connection string listing every server, for the drill
+cluster_dsn() {
+	echo "host=$(printf '127.0.0.1,%.0s' "${CLUSTER_PORTS[@]}" | sed 's/,$//') port=$(IFS=,; echo "${CLUSTER_PORTS[*]}") dbname=postgres user=postgres"
 }

@@ -135,13 +135,10 @@ done
 say "autoha_status() before the fault"
 status
 leader=$(leader_port) || die "no leader"
-leader_dir=
-for i in "${!CLUSTER_PORTS[@]}"; do
-	[ "${CLUSTER_PORTS[$i]}" = "$leader" ] && leader_dir=${NODE_DIRS[$i]}
-done
+leader_dir=$(node_dir "$leader")
 
 say "pg_autoha_drill: ${RATE} writes/s for ${DURATION}s; at ${FAULT_AT}s fault \"$FAULT\" on the leader (port $leader)"
-dsn="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(IFS=,; echo "${CLUSTER_PORTS[*]}") dbname=postgres user=postgres"
+dsn=$(cluster_dsn)
 set +e
 /usr/lib/postgresql/15/bin/pg_autoha_drill --dsn "$dsn" --rate "$RATE" --writers "$WRITERS" \
 	--duration "$DURATION" --fault-at "$FAULT_AT" \

@@ -96,10 +96,8 @@ for mode in $MODES; do
 			cluster_start "$WORK/$tag" "$BASE_PORT" "b$run" "$TTL" "$LOOP_WAIT"
 			[ "$mode" = async ] || cluster_set_sync
 			leader=$(leader_port) || die "$tag: no leader"
-			for i in "${!CLUSTER_PORTS[@]}"; do
-				[ "${CLUSTER_PORTS[$i]}" = "$leader" ] && leader_dir=${NODE_DIRS[$i]}
-			done
-			dsn="host=127.0.0.1,127.0.0.1,127.0.0.1 port=$(IFS=,; echo "${CLUSTER_PORTS[*]}") dbname=postgres user=postgres"
+			leader_dir=$(node_dir "$leader")
+			dsn=$(cluster_dsn)
 			rc=0
 			$BIN/pg_autoha_drill --quiet --dsn "$dsn" --rate "$RATE" --writers "$WRITERS" \
 				--duration "$duration" --fault-at "$FAULT_AT" \
