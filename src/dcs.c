@@ -8,8 +8,10 @@
  * lease), "members/<name>" (JSON), "initialize" (system identifier as
  * text; empty while a bootstrap is in progress), "status" (JSON
  * {"optime": N, ...}), the legacy "optime/leader" (plain decimal LSN),
- * plus "sync", "history", "failover", "config" and "failsafe", which this
- * module does not interpret.
+ * "failover" (a switchover or manual failover request), "config" (of
+ * which only "pause" is read here) and "history" (the timeline history
+ * as a JSON array), plus "sync" and "failsafe", which this module does
+ * not interpret.
  *
  * Everything here is pure: no I/O, no PostgreSQL headers, only libc and
  * jansson.  Values handed in are the already base64-decoded strings from
@@ -31,6 +33,12 @@
  *	- Slot names follow Patroni's rule exactly (u<codepoint> for unusual
  *	  characters), except that lowercasing of non-ASCII letters only
  *	  covers Latin-1.
+ *	- A failover request naming a member too long for AUTOHA_NAME_LEN is
+ *	  malformed and names nobody; it is never cut to a different name.
+ *	- "pause" follows Patroni's parse_bool(str(value).lower()) exactly, so
+ *	  2 or 1.0 do not pause, though 1 and "on" do.
+ *	- Text that cannot be stored as JSON (not UTF-8) is written with its
+ *	  non-ASCII bytes as '?' rather than not at all.
  *
  *-------------------------------------------------------------------------
  */
@@ -56,6 +64,9 @@
 #define DCS_KEY_STATUS			"status"
 #define DCS_KEY_LEADER_OPTIME	"optime/leader"
 #define DCS_KEY_MEMBERS			"members/"
+#define DCS_KEY_FAILOVER		"failover"
+#define DCS_KEY_CONFIG			"config"
+#define DCS_KEY_HISTORY			"history"
 
 static void set_error(char *errbuf, size_t errlen, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
@@ -967,6 +978,492 @@ dcs_parse_status(const char *json, uint64_t *optime, uint32_t *timeline,
 
 
 /* ---------------------------------------------------------------------
+ * Failover requests, the pause flag and the timeline history
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A JSON string for a name or a message that came from outside (a GUC, an
+ * SQL argument).  jansson refuses text that is not valid UTF-8, and a value
+ * we cannot store would lose the whole write, so such text is stored with
+ * every non-ASCII byte replaced by '?': still recognizable, always valid.
+ */
+static json_t *
+safe_json_string(const char *s)
+{
+	json_t	   *str;
+	char	   *copy;
+	size_t		i;
+
+	if (s == NULL)
+		s = "";
+	str = json_string(s);
+	if (str != NULL)
+		return str;
+	copy = strdup(s);
+	if (copy == NULL)
+		return NULL;
+	for (i = 0; copy[i] != '\0'; i++)
+		if ((unsigned char) copy[i] >= 0x80)
+			copy[i] = '?';
+	str = json_string(copy);
+	free(copy);
+	return str;
+}
+
+/*
+ * A JSON string without an embedded NUL.  Values are parsed with
+ * JSON_ALLOW_NUL so that one "\u0000" does not make a whole value
+ * unreadable, but a C string would silently end at the NUL: where the
+ * exact text matters (a member name, a pause word), such a string is no
+ * match for anything.
+ */
+static bool
+is_clean_string(const json_t *v)
+{
+	return json_is_string(v) &&
+		strlen(json_string_value(v)) == json_string_length(v);
+}
+
+/*
+ * Python's str.strip() for the legacy "leader:member" form (ASCII white
+ * space only; names with other white space at their ends do not exist).
+ */
+static void
+trim_span(const char *s, size_t len, const char **start, size_t *tlen)
+{
+	while (len > 0 && isspace((unsigned char) s[0]))
+	{
+		s++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char) s[len - 1]))
+		len--;
+	*start = s;
+	*tlen = len;
+}
+
+/*
+ * Patroni's legacy failover value: plain "leader:member", split on ':'
+ * with each part stripped; a third part and beyond are ignored, as
+ * Failover.from_node() does (it takes t[0] and t[1]).
+ */
+static bool
+parse_failover_legacy(const char *value, FailoverRequest *req)
+{
+	const char *colon = strchr(value, ':');
+	const char *part;
+	size_t		len;
+
+	trim_span(value, colon ? (size_t) (colon - value) : strlen(value),
+				 &part, &len);
+	if (len >= sizeof(req->leader))
+		return false;
+	copy_bytes(req->leader, sizeof(req->leader), part, len);
+	if (colon == NULL)
+		return true;
+
+	value = colon + 1;
+	colon = strchr(value, ':');
+	trim_span(value, colon ? (size_t) (colon - value) : strlen(value),
+				 &part, &len);
+	if (len >= sizeof(req->member))
+		return false;
+	copy_bytes(req->member, sizeof(req->member), part, len);
+	return true;
+}
+
+/*
+ * A name in a failover object: absent, null or "" all mean "not given".
+ * A name that is not a string, or does not fit, is malformed: it is never
+ * cut, because a cut name could match a different member.
+ */
+static bool
+failover_name(const json_t *obj, const char *key, char *dst, size_t dstlen)
+{
+	json_t	   *v = object_get(obj, key);
+
+	dst[0] = '\0';
+	if (v == NULL)
+		return true;
+	if (!is_clean_string(v) || json_string_length(v) >= dstlen)
+		return false;
+	copy_str(dst, dstlen, json_string_value(v));
+	return true;
+}
+
+/*
+ * Failover.from_node() parses "scheduled_at" with dateutil whenever it is
+ * truthy, so any truthy value means "scheduled"; only a non-empty string
+ * is well formed.  Calling a strange value scheduled is the safe reading:
+ * the request is then not carried out at once.
+ */
+static bool
+failover_scheduled(const json_t *obj, bool *scheduled)
+{
+	json_t	   *v = object_get(obj, "scheduled_at");
+
+	*scheduled = false;
+	if (json_is_string(v))
+	{
+		*scheduled = json_string_length(v) > 0;
+		return true;
+	}
+	/* Python's falsy values: not scheduled, and nothing wrong either */
+	if (v == NULL || json_is_false(v) ||
+		(json_is_integer(v) && json_integer_value(v) == 0) ||
+		(json_is_real(v) && json_real_value(v) == 0.0) ||
+		(json_is_array(v) && json_array_size(v) == 0) ||
+		(json_is_object(v) && json_object_size(v) == 0))
+		return true;
+	*scheduled = true;
+	return false;
+}
+
+/*
+ * The "failover" key, as Patroni's Failover.from_node() reads it: a JSON
+ * object with optional "leader", "member" and "scheduled_at"; any other
+ * JSON (null, a number, an array) or an empty value is a request naming
+ * nobody; text that is not JSON at all is the legacy "leader:member".
+ *
+ * req->present is always true: the key exists, and a request that names
+ * nobody is still something the leader should delete.  Returns false when
+ * the value is malformed (a name too long or not a string, a scheduled_at
+ * that is not a string); both names are then empty, so a malformed request
+ * never moves the leadership.  mod_revision is left 0 for the caller.
+ */
+bool
+dcs_parse_failover(const char *json, FailoverRequest *req)
+{
+	json_t	   *root;
+	bool		ok = true;
+
+	if (req == NULL)
+		return false;
+	memset(req, 0, sizeof(*req));
+	req->present = true;
+	if (json == NULL || json[0] == '\0')
+		return true;
+
+	root = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (root == NULL)
+		ok = parse_failover_legacy(json, req);
+	else
+	{
+		if (json_is_object(root))
+		{
+			ok = failover_name(root, "leader", req->leader,
+							   sizeof(req->leader));
+			ok = failover_name(root, "member", req->member,
+							   sizeof(req->member)) && ok;
+			ok = failover_scheduled(root, &req->scheduled) && ok;
+		}
+		json_decref(root);
+	}
+	if (!ok)
+	{
+		req->leader[0] = '\0';
+		req->member[0] = '\0';
+	}
+	return ok;
+}
+
+/*
+ * {"leader":L,"member":M}, compact, leaving out a name that is NULL or "",
+ * exactly as Patroni's manual_failover() writes it.  malloc'd.
+ */
+char *
+dcs_failover_json(const char *leader, const char *member)
+{
+	json_t	   *obj = json_object();
+	char	   *result;
+
+	if (obj == NULL)
+		return NULL;
+	if (leader != NULL && leader[0] != '\0')
+		json_object_set_new(obj, "leader", safe_json_string(leader));
+	if (member != NULL && member[0] != '\0')
+		json_object_set_new(obj, "member", safe_json_string(member));
+	result = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	return result;
+}
+
+/*
+ * Patroni's is_paused(): parse_bool(str(value).lower()) on the "pause"
+ * member, which is true only for Python's True and for 1, "1", "on",
+ * "true" and "yes" in any case.  Following it to the letter (2 and 1.0
+ * are not paused, since str() of them is no word parse_bool knows) keeps
+ * patronictl's "Maintenance mode" and our behaviour in agreement.
+ */
+static bool
+pause_is_true(const json_t *v)
+{
+	static const char *const truthy[] = {"on", "true", "yes", "1"};
+	size_t		i;
+
+	if (json_is_true(v))
+		return true;
+	if (json_is_integer(v))
+		return json_integer_value(v) == 1;
+	if (!is_clean_string(v))
+		return false;
+	for (i = 0; i < sizeof(truthy) / sizeof(truthy[0]); i++)
+		if (strcasecmp(json_string_value(v), truthy[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the "config" value says the cluster is paused.  Returns false,
+ * with *paused false, when the value is not a JSON object: Patroni then
+ * uses an empty configuration, which is not paused either.
+ */
+bool
+dcs_parse_config_paused(const char *json, bool *paused)
+{
+	json_t	   *root;
+	bool		ok;
+
+	if (paused == NULL)
+		return false;
+	*paused = false;
+	if (json == NULL)
+		return false;
+	root = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	ok = json_is_object(root);
+	if (ok)
+		*paused = pause_is_true(json_object_get(root, "pause"));
+	json_decref(root);
+	return ok;
+}
+
+/*
+ * The config value with "pause": true set, or with "pause" removed, every
+ * other member kept in its place (jansson keeps insertion order, and
+ * replacing a member's value keeps its position).  Removing rather than
+ * writing false is what patronictl resume does (it patches pause to None,
+ * which deletes the member).  A value that is not a JSON object starts
+ * from {}, as Patroni's ClusterConfig.from_node() would read it.
+ * malloc'd.
+ */
+char *
+dcs_config_set_pause(const char *old_json, bool pause)
+{
+	json_t	   *root = NULL;
+	char	   *result;
+
+	if (old_json != NULL && old_json[0] != '\0')
+		root = json_loads(old_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (!json_is_object(root))
+	{
+		json_decref(root);
+		root = json_object();
+		if (root == NULL)
+			return NULL;
+	}
+	if (pause)
+		json_object_set_new(root, "pause", json_true());
+	else
+		json_object_del(root, "pause");
+	result = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	return result;
+}
+
+/* A string member of a history line, "" when absent or of another type. */
+static void
+history_string(const json_t *line, size_t idx, char *dst, size_t dstlen)
+{
+	json_t	   *v = json_array_get(line, idx);
+
+	copy_str(dst, dstlen, json_is_string(v) ? json_string_value(v) : "");
+}
+
+/*
+ * One line of the history: [timeline, lsn, reason, timestamp, new_leader],
+ * where Patroni writes 3 elements for promotions it did not witness, 5
+ * for its own.  Timeline and lsn are required; the strings are optional
+ * and cut to fit (they are for people to read, not to match).
+ */
+static bool
+history_line(const json_t *line, HistoryEntry *e)
+{
+	json_t	   *tli = json_array_get(line, 0);
+	uint64_t	lsn;
+
+	if (!json_is_array(line) || !json_is_integer(tli) ||
+		json_integer_value(tli) < 0 ||
+		json_integer_value(tli) > (json_int_t) UINT32_MAX ||
+		!json_to_uint64(json_array_get(line, 1), &lsn))
+		return false;
+	memset(e, 0, sizeof(*e));
+	e->timeline = (uint32_t) json_integer_value(tli);
+	e->lsn = lsn;
+	history_string(line, 2, e->reason, sizeof(e->reason));
+	history_string(line, 3, e->timestamp, sizeof(e->timestamp));
+	history_string(line, 4, e->new_leader, sizeof(e->new_leader));
+	return true;
+}
+
+/*
+ * dcs_parse_history(), also counting the lines skipped as malformed, for
+ * the view to report.
+ */
+static int
+parse_history(const char *json, HistoryEntry *out, int max, int *ntotal,
+			  int *nbadlines)
+{
+	json_t	   *root;
+	json_t	   *line;
+	size_t		i;
+	HistoryEntry e;
+	int			total = 0;
+	int			bad = 0;
+	int			skip;
+	int			filled = 0;
+
+	if (ntotal != NULL)
+		*ntotal = 0;
+	if (nbadlines != NULL)
+		*nbadlines = 0;
+	if (json == NULL)
+		return -1;
+	root = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (!json_is_array(root))
+	{
+		json_decref(root);
+		return -1;
+	}
+	if (out == NULL || max < 0)
+		max = 0;
+
+	/* count first, so that the lines kept are the last max valid ones */
+	json_array_foreach(root, i, line)
+	{
+		if (history_line(line, &e))
+			total++;
+		else
+			bad++;
+	}
+	skip = total > max ? total - max : 0;
+	json_array_foreach(root, i, line)
+	{
+		if (filled >= max || !history_line(line, &e))
+			continue;
+		if (skip > 0)
+			skip--;
+		else
+			out[filled++] = e;
+	}
+	json_decref(root);
+
+	if (ntotal != NULL)
+		*ntotal = total;
+	if (nbadlines != NULL)
+		*nbadlines = bad;
+	return filled;
+}
+
+/*
+ * The "history" key: up to max of its last valid lines, oldest first, into
+ * out; returns how many, with the number of valid lines in *ntotal, or -1
+ * when the value is not a JSON array.  Malformed lines are skipped.
+ */
+int
+dcs_parse_history(const char *json, HistoryEntry *out, int max, int *ntotal)
+{
+	return parse_history(json, out, max, ntotal, NULL);
+}
+
+/*
+ * The history value with the line [timeline, lsn, reason, timestamp,
+ * new_leader] added, compact like Patroni's json.dumps(separators=(',',
+ * ':')).  A line for the same timeline is replaced, not repeated, so that
+ * writing again after a failed or doubtful write is harmless; the line
+ * goes before the first line of a later timeline, so the lines stay in
+ * timeline order.  Lines we cannot read are kept as they are: the key is
+ * shared with Patroni and with people.  NULL strings are written as "".
+ * A value that is not a JSON array starts from [].  malloc'd.
+ */
+char *
+dcs_history_append(const char *old_json, uint32_t timeline, uint64_t lsn,
+				   const char *reason, const char *timestamp,
+				   const char *new_leader)
+{
+	json_t	   *root = NULL;
+	json_t	   *line;
+	json_t	   *jlsn;
+	size_t		i;
+	size_t		pos = (size_t) -1;
+	char	   *result = NULL;
+
+	if (old_json != NULL && old_json[0] != '\0')
+		root = json_loads(old_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (!json_is_array(root))
+	{
+		json_decref(root);
+		root = json_array();
+		if (root == NULL)
+			return NULL;
+	}
+
+	i = 0;
+	while (i < json_array_size(root))
+	{
+		json_t	   *old = json_array_get(root, i);
+		json_t	   *tli = json_is_array(old) ? json_array_get(old, 0) : NULL;
+
+		if (json_is_integer(tli))
+		{
+			json_int_t	t = json_integer_value(tli);
+
+			if (t == (json_int_t) timeline)
+			{
+				json_array_remove(root, i);
+				continue;
+			}
+			if (t > (json_int_t) timeline && pos == (size_t) -1)
+				pos = i;
+		}
+		i++;
+	}
+
+	line = json_array();
+	if (line == NULL)
+		goto done;
+
+	/* LSNs fit in int64; one that did not would go out as digits */
+	if (lsn <= (uint64_t) INT64_MAX)
+		jlsn = json_integer((json_int_t) lsn);
+	else
+	{
+		char		digits[32];
+
+		snprintf(digits, sizeof(digits), "%llu", (unsigned long long) lsn);
+		jlsn = json_string(digits);
+	}
+
+	/* json_array_append_new() takes the value even when it fails */
+	if (json_array_append_new(line, json_integer((json_int_t) timeline)) != 0 ||
+		json_array_append_new(line, jlsn) != 0 ||
+		json_array_append_new(line, safe_json_string(reason)) != 0 ||
+		json_array_append_new(line, safe_json_string(timestamp)) != 0 ||
+		json_array_append_new(line, safe_json_string(new_leader)) != 0)
+		goto done;
+	if (pos == (size_t) -1 ? json_array_append(root, line) != 0 :
+		json_array_insert(root, pos, line) != 0)
+		goto done;
+	result = json_dumps(root, JSON_COMPACT);
+
+done:
+	json_decref(line);
+	json_decref(root);
+	return result;
+}
+
+
+/* ---------------------------------------------------------------------
  * The cluster view
  * ---------------------------------------------------------------------
  */
@@ -1082,6 +1579,34 @@ member_from_kv(ClusterView *view, const EtcdKV *kv, const char *name,
 	add_member(view, &m, nbad, errbuf, errlen);
 }
 
+static void
+history_from_kv(ClusterView *view, const char *value, int *nbad,
+				char *errbuf, size_t errlen)
+{
+	int			ntotal;
+	int			nbadlines;
+	int			n;
+
+	n = parse_history(value, view->history, AUTOHA_MAX_HISTORY, &ntotal,
+					  &nbadlines);
+	if (n < 0)
+	{
+		view->nhistory = 0;
+		count_bad(nbad, errbuf, errlen, "history key is not a JSON array");
+		return;
+	}
+	view->nhistory = n;
+	if (nbadlines > 0)
+	{
+		/* one message, but every skipped line counts */
+		if (nbad != NULL)
+			*nbad += nbadlines - 1;
+		count_bad(nbad, errbuf, errlen,
+				  "history key: %d line%s without an integer timeline and lsn",
+				  nbadlines, nbadlines == 1 ? "" : "s");
+	}
+}
+
 /*
  * One prefix read of the cluster -> ClusterView.
  *
@@ -1094,6 +1619,11 @@ member_from_kv(ClusterView *view, const EtcdKV *kv, const char *name,
  * The leader's position comes from "status"; the legacy "optime/leader"
  * is used only when status is absent or unusable.  An unusable status or
  * optime/leader counts in *nbad like a malformed member.
+ *
+ * A "failover" key is always present in the view, even when it names
+ * nobody or is malformed (then counted in *nbad), so that the leader can
+ * delete it.  A "config" that is not a JSON object, a "history" that is
+ * not an array and each history line we cannot read count in *nbad too.
  */
 void
 dcs_view_from_kvs(const char *prefix, const EtcdRangeResult *range,
@@ -1146,10 +1676,26 @@ dcs_view_from_kvs(const char *prefix, const EtcdRangeResult *range,
 			status_kv = kv;
 		else if (strcmp(rel, DCS_KEY_LEADER_OPTIME) == 0)
 			optime_kv = kv;
+		else if (strcmp(rel, DCS_KEY_FAILOVER) == 0)
+		{
+			if (!dcs_parse_failover(value, &view->failover))
+				count_bad(nbad, errbuf, errlen,
+						  "failover key names a member that is too long or "
+						  "not a string, or has an unusable scheduled_at");
+			view->failover.mod_revision = kv->mod_revision;
+		}
+		else if (strcmp(rel, DCS_KEY_CONFIG) == 0)
+		{
+			if (!dcs_parse_config_paused(value, &view->paused))
+				count_bad(nbad, errbuf, errlen,
+						  "config key is not a JSON object");
+		}
+		else if (strcmp(rel, DCS_KEY_HISTORY) == 0)
+			history_from_kv(view, value, nbad, errbuf, errlen);
 		else if (strncmp(rel, DCS_KEY_MEMBERS, strlen(DCS_KEY_MEMBERS)) == 0)
 			member_from_kv(view, kv, rel + strlen(DCS_KEY_MEMBERS),
 						   nbad, errbuf, errlen);
-		/* sync, history, failover, config, failsafe: not ours to read */
+		/* sync, failsafe: not ours to read */
 	}
 
 	if (status_kv != NULL)

@@ -5,8 +5,9 @@
  *
  * Keys live under <namespace>/<cluster_name>/: leader, members/<name>,
  * initialize, status, sync, history, failover, config.  This module builds
- * key names, encodes this member's JSON the way Patroni does, and turns one
- * prefix read of the cluster into a ClusterView.  Pure C (jansson only).
+ * key names, encodes this member's JSON, failover requests, the pause flag
+ * and the timeline history the way Patroni does, and turns one prefix read
+ * of the cluster into a ClusterView.  Pure C (jansson only).
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +46,39 @@ extern char *dcs_status_json(uint64_t optime, uint32_t timeline,
 							 bool shutdown);
 extern bool dcs_parse_status(const char *json, uint64_t *optime,
 							 uint32_t *timeline, bool *shutdown);
+
+/*
+ * The "failover" key: {"leader":L,"member":M} with NULL or "" names left
+ * out, malloc'd; and its parser, which takes every form Patroni's
+ * Failover.from_node() does (JSON object, legacy "leader:member", empty).
+ * The parser always sets req->present; it returns false (and both names
+ * empty) for a malformed request.  req->mod_revision is left 0.
+ */
+extern char *dcs_failover_json(const char *leader, const char *member);
+extern bool dcs_parse_failover(const char *json, FailoverRequest *req);
+
+/*
+ * The "config" key: old_json with "pause": true set, or "pause" removed,
+ * other members kept (not a JSON object: start from {}), malloc'd; and
+ * whether it says paused (false, with *paused false, if not an object).
+ */
+extern char *dcs_config_set_pause(const char *old_json, bool pause);
+extern bool dcs_parse_config_paused(const char *json, bool *paused);
+
+/*
+ * The "history" key, [[timeline, lsn, reason, timestamp, new_leader], ...].
+ * dcs_parse_history() fills out with up to max of the last valid lines,
+ * oldest first, and returns how many; *ntotal is the number of valid lines
+ * (malformed ones are skipped); -1 if the value is not a JSON array.
+ * dcs_history_append() returns old_json (not an array: []) with the line
+ * added, or replacing the line of the same timeline, malloc'd.
+ */
+extern int	dcs_parse_history(const char *json, HistoryEntry *out, int max,
+							  int *ntotal);
+extern char *dcs_history_append(const char *old_json, uint32_t timeline,
+								uint64_t lsn, const char *reason,
+								const char *timestamp,
+								const char *new_leader);
 
 /*
  * Build a ClusterView from the kvs of a prefix read of the cluster.

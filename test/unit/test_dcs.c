@@ -1,13 +1,17 @@
 /*-------------------------------------------------------------------------
  *
  * test_dcs.c
- *	  Unit tests of src/dcs.c: key names, member and status values in
- *	  Patroni's formats, the cluster view built from a prefix read, and
- *	  replication slot names.  TAP output; no server, no network.
+ *	  Unit tests of src/dcs.c: key names, member, status, failover,
+ *	  config and history values in Patroni's formats, the cluster view built
+ *	  from a prefix read, and replication slot names.  TAP output; no
+ *	  server, no network.
  *
  * Member values marked "Patroni 3.0.2" are what that release writes (see
  * touch_member() in patroni/ha.py); the expectations for parsing them
- * follow Member.conn_kwargs() and Etcd3._cluster_from_nodes().
+ * follow Member.conn_kwargs() and Etcd3._cluster_from_nodes().  Failover,
+ * config and history values follow Failover.from_node(), is_paused() with
+ * parse_bool(), TimelineHistory.from_node() and manual_failover() of the
+ * same release.
  *
  *-------------------------------------------------------------------------
  */
@@ -557,6 +561,446 @@ test_status(void)
 
 /* ------------------------------------------------------------------ */
 
+/*
+ * Failover values: Patroni's doctest examples for Failover.from_node()
+ * (patroni/dcs/__init__.py, 3.0.2), what its manual_failover() writes,
+ * and what an operator with etcdctl might leave behind.
+ */
+static void
+test_failover(void)
+{
+	FailoverRequest req;
+	char	   *s;
+	char		longname[200];
+
+	UNIT_OK(dcs_parse_failover("{\"leader\": \"cluster_leader\"}", &req) &&
+			req.present && strcmp(req.leader, "cluster_leader") == 0 &&
+			req.member[0] == '\0' && !req.scheduled && req.mod_revision == 0,
+			"failover: Patroni doctest {\"leader\": \"cluster_leader\"}");
+	UNIT_OK(dcs_parse_failover("{\"leader\": \"cluster_leader\", "
+							   "\"member\": \"cluster_candidate\"}", &req) &&
+			strcmp(req.leader, "cluster_leader") == 0 &&
+			strcmp(req.member, "cluster_candidate") == 0 && !req.scheduled,
+			"failover: Patroni doctest leader and member");
+	UNIT_OK(dcs_parse_failover("{\"leader\": \"cluster_leader\", "
+							   "\"member\": \"cluster_candidate\", "
+							   "\"scheduled_at\": \"2016-01-14T10:09:57.1394Z\"}",
+							   &req) &&
+			strcmp(req.leader, "cluster_leader") == 0 &&
+			strcmp(req.member, "cluster_candidate") == 0 && req.scheduled,
+			"failover: Patroni doctest with scheduled_at");
+	UNIT_OK(dcs_parse_failover("abc:def", &req) && req.present &&
+			strcmp(req.leader, "abc") == 0 && strcmp(req.member, "def") == 0,
+			"failover: Patroni doctest legacy 'abc:def'");
+	UNIT_OK(dcs_parse_failover("{}", &req) && req.present &&
+			req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: Patroni doctest '{}' is present, names nobody");
+	UNIT_OK(dcs_parse_failover("null", &req) && req.present &&
+			req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: Patroni doctest 'null' is present, names nobody");
+	UNIT_OK(dcs_parse_failover(NULL, &req) && req.present &&
+			req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: Patroni doctest None (NULL) is present, names nobody");
+	UNIT_OK(dcs_parse_failover("", &req) && req.present &&
+			req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: empty value");
+
+	/* Patroni 3.0.2 manual_failover(): compact, absent names left out */
+	UNIT_OK(dcs_parse_failover("{\"member\":\"pg2\"}", &req) &&
+			req.leader[0] == '\0' && strcmp(req.member, "pg2") == 0,
+			"failover: manual failover names only the member");
+	UNIT_OK(dcs_parse_failover("{\"leader\":\"pg1\",\"member\":\"pg2\","
+							   "\"scheduled_at\":\"2026-11-22T10:00:00+00:00\"}",
+							   &req) && req.scheduled,
+			"failover: manual_failover() with scheduled_at");
+	UNIT_OK(dcs_parse_failover("{\"leader\":\"pg1\",\"scheduled_at\":\"\"}", &req) &&
+			!req.scheduled && strcmp(req.leader, "pg1") == 0,
+			"failover: empty scheduled_at is not scheduled (falsy in Python)");
+	UNIT_OK(dcs_parse_failover("{\"leader\":\"pg1\",\"scheduled_at\":null,"
+							   "\"member\":null}", &req) &&
+			!req.scheduled && req.member[0] == '\0',
+			"failover: null scheduled_at and member are absent");
+	UNIT_OK(!dcs_parse_failover("{\"leader\":\"pg1\",\"scheduled_at\":5}", &req) &&
+			req.present && req.scheduled && req.leader[0] == '\0',
+			"failover: scheduled_at not a string: malformed, still scheduled");
+
+	/* JSON that is not an object names nobody, as in Patroni */
+	UNIT_OK(dcs_parse_failover("[\"pg1\",\"pg2\"]", &req) &&
+			req.present && req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: JSON array names nobody");
+	UNIT_OK(dcs_parse_failover("42", &req) && req.leader[0] == '\0',
+			"failover: JSON number names nobody");
+	UNIT_OK(dcs_parse_failover("\"pg1:pg2\"", &req) && req.leader[0] == '\0',
+			"failover: JSON string is not the legacy form");
+
+	/* legacy text */
+	UNIT_OK(dcs_parse_failover(" pg1 : pg2 ", &req) &&
+			strcmp(req.leader, "pg1") == 0 && strcmp(req.member, "pg2") == 0,
+			"failover: legacy parts are stripped");
+	UNIT_OK(dcs_parse_failover("pg1", &req) &&
+			strcmp(req.leader, "pg1") == 0 && req.member[0] == '\0',
+			"failover: legacy without a colon: leader only");
+	UNIT_OK(dcs_parse_failover(":pg2", &req) &&
+			req.leader[0] == '\0' && strcmp(req.member, "pg2") == 0,
+			"failover: legacy ':pg2': member only");
+	UNIT_OK(dcs_parse_failover("a:b:c", &req) &&
+			strcmp(req.leader, "a") == 0 && strcmp(req.member, "b") == 0,
+			"failover: legacy third part ignored (t[0], t[1])");
+	UNIT_OK(dcs_parse_failover(":", &req) && req.present &&
+			req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: legacy ':' is present, names nobody");
+
+	/* malformed: names never cut, both cleared */
+	memset(longname, 'n', sizeof(longname));
+	longname[sizeof(longname) - 1] = '\0';
+	{
+		char		json[400];
+
+		snprintf(json, sizeof(json), "{\"leader\":\"pg1\",\"member\":\"%s\"}",
+				 longname);
+		UNIT_OK(!dcs_parse_failover(json, &req) && req.present &&
+				req.leader[0] == '\0' && req.member[0] == '\0',
+				"failover: over-long member: malformed, names cleared");
+		snprintf(json, sizeof(json), "%s:pg2", longname);
+		UNIT_OK(!dcs_parse_failover(json, &req) && req.present &&
+				req.leader[0] == '\0' && req.member[0] == '\0',
+				"failover: over-long legacy leader: malformed");
+		snprintf(json, sizeof(json), "pg1:%s", longname);
+		UNIT_OK(!dcs_parse_failover(json, &req) && req.member[0] == '\0' &&
+				req.leader[0] == '\0',
+				"failover: over-long legacy member: malformed");
+	}
+	{
+		char		json[100];
+		char		name[AUTOHA_NAME_LEN];
+
+		memset(name, 'm', sizeof(name) - 1);
+		name[sizeof(name) - 1] = '\0';
+		snprintf(json, sizeof(json), "{\"member\":\"%s\"}", name);
+		UNIT_OK(dcs_parse_failover(json, &req) &&
+				strlen(req.member) == AUTOHA_NAME_LEN - 1,
+				"failover: a name of exactly %d bytes fits", AUTOHA_NAME_LEN - 1);
+	}
+	UNIT_OK(!dcs_parse_failover("{\"leader\":5,\"member\":\"pg2\"}", &req) &&
+			req.present && req.leader[0] == '\0' && req.member[0] == '\0',
+			"failover: leader not a string: malformed, names cleared");
+	UNIT_OK(!dcs_parse_failover("{\"member\":\"pg\\u00002\"}", &req) &&
+			req.member[0] == '\0',
+			"failover: a name with NUL is malformed, not cut at the NUL");
+	UNIT_OK(!dcs_parse_failover("{}", NULL), "failover: NULL request");
+
+	/* writing */
+	s = dcs_failover_json("n1", "n2");
+	UNIT_STR_EQ(s, "{\"leader\":\"n1\",\"member\":\"n2\"}", "failover json: switchover");
+	UNIT_OK(dcs_parse_failover(s, &req) && strcmp(req.leader, "n1") == 0 &&
+			strcmp(req.member, "n2") == 0, "failover json: round trip");
+	free(s);
+	s = dcs_failover_json(NULL, "n2");
+	UNIT_STR_EQ(s, "{\"member\":\"n2\"}", "failover json: manual failover (NULL leader)");
+	free(s);
+	s = dcs_failover_json("n1", "");
+	UNIT_STR_EQ(s, "{\"leader\":\"n1\"}", "failover json: switchover to the best (\"\" member)");
+	free(s);
+	s = dcs_failover_json("", NULL);
+	UNIT_STR_EQ(s, "{}", "failover json: nobody");
+	free(s);
+	s = dcs_failover_json("a\"b\\c", "caf\xc3\xa9");
+	UNIT_STR_EQ(s, "{\"leader\":\"a\\\"b\\\\c\",\"member\":\"caf\xc3\xa9\"}",
+				"failover json: quotes escaped, UTF-8 kept");
+	free(s);
+	s = dcs_failover_json("bad\xff", NULL);
+	UNIT_STR_EQ(s, "{\"leader\":\"bad?\"}", "failover json: invalid UTF-8 becomes '?'");
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_config(void)
+{
+	bool		paused;
+	char	   *s;
+
+	/* Patroni's is_paused(): parse_bool(str(value).lower()) */
+	UNIT_OK(dcs_parse_config_paused("{\"ttl\":30,\"pause\":true}", &paused) && paused,
+			"config: pause true");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"on\"}", &paused) && paused,
+			"config: pause \"on\"");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"TRUE\"}", &paused) && paused,
+			"config: pause \"TRUE\" (case-insensitive)");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"Yes\"}", &paused) && paused,
+			"config: pause \"Yes\"");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"1\"}", &paused) && paused,
+			"config: pause \"1\"");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":1}", &paused) && paused,
+			"config: pause 1");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":2}", &paused) && !paused,
+			"config: pause 2 is not paused (str(2) is no parse_bool word)");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":1.0}", &paused) && !paused,
+			"config: pause 1.0 is not paused (str(1.0) is \"1.0\")");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":false}", &paused) && !paused,
+			"config: pause false");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"off\"}", &paused) && !paused,
+			"config: pause \"off\"");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":0}", &paused) && !paused,
+			"config: pause 0");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":null}", &paused) && !paused,
+			"config: pause null");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"maybe\"}", &paused) && !paused,
+			"config: pause with an unknown word");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\" on\"}", &paused) && !paused,
+			"config: pause \" on\" (parse_bool does not strip)");
+	UNIT_OK(dcs_parse_config_paused("{\"pause\":\"on\\u0000x\"}", &paused) && !paused,
+			"config: pause \"on\\0x\" is not \"on\"");
+	UNIT_OK(dcs_parse_config_paused("{\"ttl\":30,\"loop_wait\":10}", &paused) && !paused,
+			"config: pause absent");
+	UNIT_OK(dcs_parse_config_paused("{}", &paused) && !paused, "config: {}");
+	paused = true;
+	UNIT_OK(!dcs_parse_config_paused("{\"pause\":tru", &paused) && !paused,
+			"config: malformed JSON: false, not paused");
+	paused = true;
+	UNIT_OK(!dcs_parse_config_paused("[{\"pause\":true}]", &paused) && !paused,
+			"config: not an object: false, not paused");
+	UNIT_OK(!dcs_parse_config_paused("", &paused) && !paused, "config: empty value");
+	UNIT_OK(!dcs_parse_config_paused(NULL, &paused) && !paused, "config: NULL");
+	UNIT_OK(!dcs_parse_config_paused("{}", NULL), "config: NULL out");
+
+	/* pause and resume keep everything else */
+	s = dcs_config_set_pause("{\"ttl\":30,\"loop_wait\":10,"
+							 "\"postgresql\":{\"use_pg_rewind\":true,"
+							 "\"parameters\":{\"max_connections\":100}}}", true);
+	UNIT_STR_EQ(s, "{\"ttl\":30,\"loop_wait\":10,\"postgresql\":{\"use_pg_rewind\":true,"
+				"\"parameters\":{\"max_connections\":100}},\"pause\":true}",
+				"config pause: other keys kept in order, pause added");
+	UNIT_OK(dcs_parse_config_paused(s, &paused) && paused, "config pause: reads back paused");
+	{
+		char	   *r = dcs_config_set_pause(s, false);
+
+		UNIT_STR_EQ(r, "{\"ttl\":30,\"loop_wait\":10,\"postgresql\":{\"use_pg_rewind\":true,"
+					"\"parameters\":{\"max_connections\":100}}}",
+					"config resume: pause removed, the rest as it was");
+		UNIT_OK(dcs_parse_config_paused(r, &paused) && !paused,
+				"config resume: reads back not paused");
+		free(r);
+	}
+	free(s);
+	s = dcs_config_set_pause("{\"ttl\":30,\"pause\":\"off\",\"loop_wait\":10}", true);
+	UNIT_STR_EQ(s, "{\"ttl\":30,\"pause\":true,\"loop_wait\":10}",
+				"config pause: an existing pause member keeps its place");
+	free(s);
+	s = dcs_config_set_pause("{\"ttl\":30,\"pause\":true}", false);
+	UNIT_STR_EQ(s, "{\"ttl\":30}", "config resume: pause: true removed");
+	free(s);
+	s = dcs_config_set_pause("{\"ttl\":30}", false);
+	UNIT_STR_EQ(s, "{\"ttl\":30}", "config resume: nothing to remove");
+	free(s);
+	s = dcs_config_set_pause("{\"a\":\"x\\u0000y\",\"b\":1.5,\"c\":null}", true);
+	UNIT_STR_EQ(s, "{\"a\":\"x\\u0000y\",\"b\":1.5,\"c\":null,\"pause\":true}",
+				"config pause: NUL in a string, reals and nulls kept");
+	free(s);
+	s = dcs_config_set_pause(NULL, true);
+	UNIT_STR_EQ(s, "{\"pause\":true}", "config pause: NULL starts from {}");
+	free(s);
+	s = dcs_config_set_pause("", true);
+	UNIT_STR_EQ(s, "{\"pause\":true}", "config pause: empty starts from {}");
+	free(s);
+	s = dcs_config_set_pause("{\"ttl\":", true);
+	UNIT_STR_EQ(s, "{\"pause\":true}", "config pause: malformed starts from {}");
+	free(s);
+	s = dcs_config_set_pause("[1,2]", true);
+	UNIT_STR_EQ(s, "{\"pause\":true}", "config pause: not an object starts from {}");
+	free(s);
+	s = dcs_config_set_pause("null", false);
+	UNIT_STR_EQ(s, "{}", "config resume: null gives {}");
+	free(s);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* [[1,100,"r1"],[2,200,"r2"],...,[n,n*100,"rn"]] into buf */
+static void
+make_history(char *buf, size_t buflen, int n)
+{
+	size_t		len = 0;
+	int			i;
+
+	len += (size_t) snprintf(buf + len, buflen - len, "[");
+	for (i = 1; i <= n; i++)
+		len += (size_t) snprintf(buf + len, buflen - len, "%s[%d,%d,\"r%d\"]",
+								 i > 1 ? "," : "", i, i * 100, i);
+	snprintf(buf + len, buflen - len, "]");
+}
+
+static void
+test_history(void)
+{
+	HistoryEntry h[AUTOHA_MAX_HISTORY + 8];
+	int			ntotal = -5;
+	int			n;
+	char		big[4096];
+	char	   *s;
+	char	   *s2;
+
+	/* Patroni 3.0.2 lines: 3 elements from the history file, 5 from ha.py */
+	n = dcs_parse_history("[[1,25165984,\"no recovery target specified\"],"
+						  "[2,50331968,\"no recovery target specified\","
+						  "\"2026-11-22T10:00:00.123456+00:00\",\"pg2\"]]",
+						  h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 2 && ntotal == 2, "history: two Patroni lines (n %d, total %d)", n, ntotal);
+	UNIT_OK(h[0].timeline == 1 && h[0].lsn == 25165984, "history: 3-element line position");
+	UNIT_STR_EQ(h[0].reason, "no recovery target specified", "history: 3-element reason");
+	UNIT_OK(h[0].timestamp[0] == '\0' && h[0].new_leader[0] == '\0',
+			"history: 3-element line has no timestamp, no new leader");
+	UNIT_OK(h[1].timeline == 2 && h[1].lsn == 50331968, "history: 5-element line position");
+	UNIT_STR_EQ(h[1].timestamp, "2026-11-22T10:00:00.123456+00:00", "history: timestamp");
+	UNIT_STR_EQ(h[1].new_leader, "pg2", "history: new leader");
+
+	n = dcs_parse_history("[[3,\"67108864\",\"x\",\"t\"]]", h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 1 && h[0].lsn == 67108864 && strcmp(h[0].timestamp, "t") == 0 &&
+			h[0].new_leader[0] == '\0',
+			"history: lsn as decimal string, 4-element line");
+	n = dcs_parse_history("[[4,5]]", h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 1 && h[0].reason[0] == '\0', "history: line without reason");
+	n = dcs_parse_history("[[4,5,null,7,[\"x\"]]]", h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 1 && h[0].reason[0] == '\0' && h[0].timestamp[0] == '\0' &&
+			h[0].new_leader[0] == '\0', "history: strings of other types read as \"\"");
+
+	/* malformed lines skipped */
+	n = dcs_parse_history("[[1,100,\"a\"],\"junk\",[\"2\",200,\"b\"],[3],[4,-1,\"c\"],"
+						  "[5,\"0/3000060\",\"d\"],[-6,1,\"e\"],[4294967296,1,\"f\"],"
+						  "{\"tl\":7},[7,1.5],null,[8,800,\"g\"]]",
+						  h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 2 && ntotal == 2 && h[0].timeline == 1 && h[1].timeline == 8 &&
+			h[1].lsn == 800,
+			"history: malformed lines skipped, good ones kept in order");
+	n = dcs_parse_history("[[4294967295,1,\"max\"]]", h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == 1 && h[0].timeline == UINT32_MAX, "history: largest timeline");
+
+	/* not an array */
+	ntotal = 9;
+	UNIT_OK(dcs_parse_history("{\"1\":2}", h, AUTOHA_MAX_HISTORY, &ntotal) == -1 &&
+			ntotal == 0, "history: object is malformed");
+	UNIT_OK(dcs_parse_history("[[1,2,", h, AUTOHA_MAX_HISTORY, &ntotal) == -1,
+			"history: bad JSON is malformed");
+	UNIT_OK(dcs_parse_history("", h, AUTOHA_MAX_HISTORY, &ntotal) == -1,
+			"history: empty value is malformed");
+	UNIT_OK(dcs_parse_history(NULL, h, AUTOHA_MAX_HISTORY, NULL) == -1,
+			"history: NULL is malformed");
+	UNIT_OK(dcs_parse_history("[]", h, AUTOHA_MAX_HISTORY, &ntotal) == 0 && ntotal == 0,
+			"history: [] (what Patroni writes on timeline 1)");
+
+	/* more than 32 lines: the last 32 */
+	make_history(big, sizeof(big), 40);
+	n = dcs_parse_history(big, h, AUTOHA_MAX_HISTORY, &ntotal);
+	UNIT_OK(n == AUTOHA_MAX_HISTORY && ntotal == 40, "history: 40 lines, %d kept (n %d)",
+			AUTOHA_MAX_HISTORY, n);
+	UNIT_OK(h[0].timeline == 9 && h[AUTOHA_MAX_HISTORY - 1].timeline == 40 &&
+			h[AUTOHA_MAX_HISTORY - 1].lsn == 4000 &&
+			strcmp(h[AUTOHA_MAX_HISTORY - 1].reason, "r40") == 0,
+			"history: the last 32, oldest first (9..40)");
+	n = dcs_parse_history(big, h, 3, &ntotal);
+	UNIT_OK(n == 3 && h[0].timeline == 38 && h[2].timeline == 40,
+			"history: max 3 gives the last 3");
+	n = dcs_parse_history(big, h, AUTOHA_MAX_HISTORY + 8, &ntotal);
+	UNIT_OK(n == 40 && h[0].timeline == 1 && h[39].timeline == 40,
+			"history: a big enough buffer gets every line");
+	n = dcs_parse_history(big, NULL, 0, &ntotal);
+	UNIT_OK(n == 0 && ntotal == 40, "history: only counting");
+
+	/* over-long strings are cut safely */
+	{
+		char		json[1024];
+		char		longs[300];
+
+		memset(longs, 'x', sizeof(longs));
+		longs[sizeof(longs) - 1] = '\0';
+		snprintf(json, sizeof(json), "[[1,2,\"%s\",\"%.100s\",\"%.100s\"]]",
+				 longs, longs, longs);
+		n = dcs_parse_history(json, h, 1, &ntotal);
+		UNIT_OK(n == 1 && strlen(h[0].reason) == sizeof(h[0].reason) - 1 &&
+				strlen(h[0].timestamp) == sizeof(h[0].timestamp) - 1 &&
+				strlen(h[0].new_leader) == sizeof(h[0].new_leader) - 1,
+				"history: over-long strings cut, NUL-terminated");
+	}
+
+	/* appending */
+	s = dcs_history_append(NULL, 1, 50331968, "switchover from n1",
+						   "2026-11-22T10:00:00.123+00:00", "n2");
+	UNIT_STR_EQ(s, "[[1,50331968,\"switchover from n1\",\"2026-11-22T10:00:00.123+00:00\",\"n2\"]]",
+				"history append: first line, Patroni's compact form");
+	s2 = dcs_history_append(s, 2, 67108864, "failover", "2026-11-22T11:00:00+00:00", "n3");
+	UNIT_STR_EQ(s2, "[[1,50331968,\"switchover from n1\",\"2026-11-22T10:00:00.123+00:00\",\"n2\"],"
+				"[2,67108864,\"failover\",\"2026-11-22T11:00:00+00:00\",\"n3\"]]",
+				"history append: second line after the first");
+	free(s);
+	s = dcs_history_append(s2, 2, 67108864, "failover", "2026-11-22T11:00:00+00:00", "n3");
+	UNIT_STR_EQ(s, s2, "history append: the same line again does not duplicate");
+	free(s);
+	s = dcs_history_append(s2, 2, 67108999, "failover, retried", "2026-11-22T11:00:05+00:00", "n1");
+	UNIT_STR_EQ(s, "[[1,50331968,\"switchover from n1\",\"2026-11-22T10:00:00.123+00:00\",\"n2\"],"
+				"[2,67108999,\"failover, retried\",\"2026-11-22T11:00:05+00:00\",\"n1\"]]",
+				"history append: a line for the same timeline is replaced in place");
+	free(s);
+	free(s2);
+
+	s = dcs_history_append("[[1,100,\"a\"],[3,300,\"c\"]]", 2, 200, "b", NULL, NULL);
+	UNIT_STR_EQ(s, "[[1,100,\"a\"],[2,200,\"b\",\"\",\"\"],[3,300,\"c\"]]",
+				"history append: inserted in timeline order; NULL strings as \"\"");
+	free(s);
+	s = dcs_history_append("[[1,100,\"a\"],[2,1,\"x\"],[3,300,\"c\"],[2,2,\"y\"]]",
+						   2, 200, "b", "t", "n");
+	UNIT_STR_EQ(s, "[[1,100,\"a\"],[2,200,\"b\",\"t\",\"n\"],[3,300,\"c\"]]",
+				"history append: every line of the same timeline replaced by one");
+	free(s);
+	s = dcs_history_append("[\"junk\",[1,100,\"a\",\"ts\",\"pg1\"],{\"x\":1}]", 2, 200, "b", "t", "n");
+	UNIT_STR_EQ(s, "[\"junk\",[1,100,\"a\",\"ts\",\"pg1\"],{\"x\":1},[2,200,\"b\",\"t\",\"n\"]]",
+				"history append: lines we cannot read are kept");
+	free(s);
+	s = dcs_history_append("{\"not\":\"an array\"}", 1, 5, "r", "t", "n");
+	UNIT_STR_EQ(s, "[[1,5,\"r\",\"t\",\"n\"]]", "history append: malformed old value gives []");
+	free(s);
+	s = dcs_history_append("", 1, 5, "r", "t", "n");
+	UNIT_STR_EQ(s, "[[1,5,\"r\",\"t\",\"n\"]]", "history append: empty old value");
+	free(s);
+	s = dcs_history_append("[]", 4294967295U, UINT64_C(0x7FFFFFFFFFFFFFFF), "r", "t", "n");
+	UNIT_STR_EQ(s, "[[4294967295,9223372036854775807,\"r\",\"t\",\"n\"]]",
+				"history append: largest timeline and int64 lsn as integers");
+	n = dcs_parse_history(s, h, 1, &ntotal);
+	UNIT_OK(n == 1 && h[0].timeline == UINT32_MAX && h[0].lsn == (uint64_t) INT64_MAX,
+			"history append: reads back");
+	free(s);
+	s = dcs_history_append("[]", 1, 5, "caf\xc3\xa9 \"q\"", "t", "bad\xfe");
+	UNIT_STR_EQ(s, "[[1,5,\"caf\xc3\xa9 \\\"q\\\"\",\"t\",\"bad?\"]]",
+				"history append: escaping, UTF-8 kept, invalid bytes as '?'");
+	free(s);
+
+	/* 40 appends in reverse order still come out in timeline order */
+	s = NULL;
+	{
+		int			i;
+		bool		inorder = true;
+
+		for (i = 40; i >= 1; i--)
+		{
+			char		reason[16];
+
+			snprintf(reason, sizeof(reason), "r%d", i);
+			s2 = dcs_history_append(s, (uint32_t) i, (uint64_t) i * 100, reason, "", "");
+			free(s);
+			s = s2;
+		}
+		n = dcs_parse_history(s, h, AUTOHA_MAX_HISTORY + 8, &ntotal);
+		for (i = 0; i < n; i++)
+			if (h[i].timeline != (uint32_t) i + 1)
+				inorder = false;
+		UNIT_OK(n == 40 && inorder, "history append: 40 lines in timeline order");
+		free(s);
+	}
+}
+
+
+/* ------------------------------------------------------------------ */
+
 #define MAX_TEST_KVS 80
 
 typedef struct KvSet
@@ -645,6 +1089,13 @@ test_view(void)
 			"view: member mod_revision and lease from the kv");
 	UNIT_OK(view.members[1].nofailover && view.members[1].port == 5433,
 			"view: pg3 parsed");
+	UNIT_OK(view.failover.present && strcmp(view.failover.leader, "pg1") == 0 &&
+			view.failover.member[0] == '\0' && view.failover.mod_revision == 9,
+			"view: failover key read");
+	UNIT_OK(!view.paused, "view: config without pause");
+	UNIT_OK(view.nhistory == 1 && view.history[0].timeline == 1 &&
+			view.history[0].lsn == 25165984,
+			"view: history key read");
 
 	/* legacy optime/leader when there is no status key */
 	memset(&set, 0, sizeof(set));
@@ -743,6 +1194,114 @@ test_view(void)
 /* ------------------------------------------------------------------ */
 
 static void
+test_view_requests(void)
+{
+	static KvSet set;
+	static ClusterView view;
+	static char bighistory[4096];
+	const char *P = "/service/pg_autoha/";
+	char		err[256];
+	int			nbad = -1;
+
+	/* a leader, a member, and a switchover request while paused */
+	memset(&set, 0, sizeof(set));
+	set.range.revision = 500;
+	kv_add(&set, "/service/pg_autoha/leader", "pg1", 100, 120, 0x11);
+	kv_add(&set, "/service/pg_autoha/members/pg1", PATRONI_302_PRIMARY, 11, 31, 0x11);
+	kv_add(&set, "/service/pg_autoha/members/pg3", PATRONI_302_REPLICA, 10, 30, 0x33);
+	kv_add(&set, "/service/pg_autoha/failover",
+		   "{\"leader\":\"pg1\",\"member\":\"pg3\"}", 400, 450, 0);
+	kv_add(&set, "/service/pg_autoha/config",
+		   "{\"ttl\":30,\"loop_wait\":10,\"pause\":true}", 2, 300, 0);
+	kv_add(&set, "/service/pg_autoha/history",
+		   "[[1,25165984,\"no recovery target specified\"],"
+		   "[2,50331968,\"switchover from pg3\",\"2026-11-22T10:00:00.123+00:00\",\"pg1\"]]",
+		   3, 200, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(nbad == 0, "view requests: nothing malformed (%d: %s)", nbad, err);
+	UNIT_OK(view.has_leader && strcmp(view.leader, "pg1") == 0 && view.nmembers == 2,
+			"view requests: leader and members as before");
+	UNIT_OK(view.failover.present && view.failover.mod_revision == 450,
+			"view requests: failover present, mod_revision from the kv");
+	UNIT_STR_EQ(view.failover.leader, "pg1", "view requests: failover leader");
+	UNIT_STR_EQ(view.failover.member, "pg3", "view requests: failover member");
+	UNIT_OK(!view.failover.scheduled, "view requests: not scheduled");
+	UNIT_OK(view.paused, "view requests: paused");
+	UNIT_OK(view.nhistory == 2 && view.history[0].timeline == 1 &&
+			view.history[1].timeline == 2 && view.history[1].lsn == 50331968,
+			"view requests: history lines");
+	UNIT_STR_EQ(view.history[1].new_leader, "pg1", "view requests: history new leader");
+
+	/* a request naming nobody, config without pause, legacy failover */
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/failover", "", 7, 8, 0);
+	kv_add(&set, "/service/pg_autoha/config", "{\"ttl\":30,\"pause\":\"off\"}", 7, 8, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(nbad == 0 && view.failover.present && view.failover.mod_revision == 8 &&
+			view.failover.leader[0] == '\0' && view.failover.member[0] == '\0',
+			"view requests: empty failover value is present, names nobody");
+	UNIT_OK(!view.paused && view.nhistory == 0, "view requests: pause off, no history");
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/failover", "pg1:pg2", 7, 9, 0);
+	kv_add(&set, "/service/pg_autoha/failover/extra", "x:y", 7, 9, 0);
+	kv_add(&set, "/service/pg_autoha/config", NULL, 7, 8, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(view.failover.present && strcmp(view.failover.leader, "pg1") == 0 &&
+			strcmp(view.failover.member, "pg2") == 0,
+			"view requests: legacy failover value");
+	UNIT_OK(nbad == 1 && !view.paused && strstr(err, "config") != NULL,
+			"view requests: config without a value counted (%s)", err);
+
+	/* absent keys: nothing */
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/leader", "pg1", 1, 1, 0x1);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(!view.failover.present && !view.paused && view.nhistory == 0 && nbad == 0,
+			"view requests: no failover, config or history keys");
+
+	/* malformed values: counted, never fatal */
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/failover",
+		   "{\"member\":\"mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm\"}",
+		   7, 70, 0);
+	kv_add(&set, "/service/pg_autoha/config", "{\"pause\":true", 7, 8, 0);
+	kv_add(&set, "/service/pg_autoha/history", "[[1,100,\"a\"],\"junk\",[2],[3,300,\"c\"]]",
+		   7, 8, 0);
+	kv_add(&set, "/service/pg_autoha/members/pg1", PATRONI_302_PRIMARY, 11, 31, 0x11);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(view.failover.present && view.failover.mod_revision == 70 &&
+			view.failover.leader[0] == '\0' && view.failover.member[0] == '\0',
+			"view requests: over-long failover member: present, names nobody");
+	UNIT_OK(!view.paused, "view requests: malformed config is not paused");
+	UNIT_OK(view.nhistory == 2 && view.history[0].timeline == 1 &&
+			view.history[1].timeline == 3,
+			"view requests: malformed history lines skipped");
+	UNIT_OK(nbad == 4, "view requests: failover, config and 2 history lines counted (%d)",
+			nbad);
+	UNIT_OK(view.nmembers == 1, "view requests: the member still there");
+
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/history", "{\"1\":[1,2]}", 7, 8, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(view.nhistory == 0 && nbad == 1 && strstr(err, "history") != NULL,
+			"view requests: history not an array counted (%s)", err);
+
+	/* a long history: the last AUTOHA_MAX_HISTORY lines */
+	memset(&set, 0, sizeof(set));
+	make_history(bighistory, sizeof(bighistory), 45);
+	kv_add(&set, "/service/pg_autoha/history", "", 7, 8, 0);
+	set.kvs[0].value = bighistory;
+	set.kvs[0].value_len = strlen(bighistory);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(nbad == 0 && view.nhistory == AUTOHA_MAX_HISTORY &&
+			view.history[0].timeline == 14 &&
+			view.history[AUTOHA_MAX_HISTORY - 1].timeline == 45,
+			"view requests: 45 history lines, the last %d kept", AUTOHA_MAX_HISTORY);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
 check_slot(const char *member, const char *want)
 {
 	char		buf[128];
@@ -793,7 +1352,11 @@ main(void)
 	test_conn_urls();
 	test_malformed();
 	test_status();
+	test_failover();
+	test_config();
+	test_history();
 	test_view();
+	test_view_requests();
 	test_slot_names();
 	UNIT_DONE();
 }
