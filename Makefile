@@ -18,6 +18,7 @@ OBJS = \
 	src/fence.o \
 	src/ha.o \
 	src/node.o \
+	src/request.o \
 	src/sql.o \
 	src/worker.o
 PGFILEDESC = "pg_autoha - automatic failover through a leader lease in etcd"
@@ -36,7 +37,8 @@ SHLIB_LINK = -lcurl -ljansson
 UNIT_TESTS = test/unit/test_ha test/unit/test_dcs test/unit/test_etcd_codec
 UNIT_LIVE = test/unit/test_etcd_live
 DRILL = drill/pg_autoha_drill
-EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) $(DRILL) tmp_check
+REJOIN = tools/pg_autoha_rejoin
+EXTRA_CLEAN = $(UNIT_TESTS) $(UNIT_LIVE) $(DRILL) $(REJOIN) tmp_check
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -45,6 +47,10 @@ include $(PGXS)
 else ifeq ($(filter demo bench,$(MAKECMDGOALS)),)
 $(error pg_config not found (PG_CONFIG=$(PG_CONFIG)): install postgresql-server-dev-15, or run make demo as root, which installs it)
 endif
+
+# PGXS tracks no header dependencies: a struct that changes size in a header
+# must rebuild every object that uses it (shared memory layout).
+$(filter %.o,$(OBJS)): $(wildcard $(srcdir)/src/*.h)
 
 # Unit tests of the pure parts: plain C, no server, no network.
 UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Werror -I$(srcdir)/src
@@ -76,6 +82,21 @@ install: install-drill
 install-drill: $(DRILL)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(DRILL) '$(DESTDIR)$(bindir)/pg_autoha_drill'
+
+# The rejoin command (pg_rewind + standby.signal around a stopped server),
+# installed next to pg_rewind and pg_ctl, which it runs from its own
+# directory; PGBINDIR is its fallback when run from the build tree.  It
+# reads etcd through the extension's plain-C modules.
+all: $(REJOIN)
+$(REJOIN): tools/pg_autoha_rejoin.c src/etcd.c src/dcs.c src/ha.c src/etcd.h src/dcs.h src/ha.h
+	$(CC) $(CFLAGS) $(CPPFLAGS) -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) \
+		-DPGBINDIR='"$(bindir)"' -o $@ tools/pg_autoha_rejoin.c src/etcd.c src/dcs.c src/ha.c \
+		$(LDFLAGS) -L$(shell $(PG_CONFIG) --libdir) -lpq -lcurl -ljansson
+install: install-rejoin
+.PHONY: install-rejoin
+install-rejoin: $(REJOIN)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(REJOIN) '$(DESTDIR)$(bindir)/pg_autoha_rejoin'
 
 # The demo and the benchmark install packages, build and install by
 # themselves, so they work on a machine without pg_config yet.  Their

@@ -19,7 +19,8 @@ CREATE FUNCTION autoha_status(
 	OUT sync_state text,
 	OUT tags jsonb,
 	OUT view_age interval,
-	OUT view_stale boolean)
+	OUT view_stale boolean,
+	OUT paused boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'autoha_status'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
@@ -42,11 +43,57 @@ CREATE FUNCTION autoha_node(
 	OUT last_error text,
 	OUT last_error_at timestamptz,
 	OUT view_age interval,
-	OUT worker_pid integer)
+	OUT worker_pid integer,
+	OUT paused boolean)
 RETURNS record
 AS 'MODULE_PATHNAME', 'autoha_node'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
+-- A planned, zero-loss handover from the leader to target (NULL: the best
+-- replica), callable on any member; returns the new leader's name once it
+-- accepts writes.
+CREATE FUNCTION autoha_switchover(target text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'autoha_switchover'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Promote target when the cluster has no healthy leader (also while
+-- paused); returns its name once it accepts writes.
+CREATE FUNCTION autoha_failover(target text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'autoha_failover'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Maintenance mode, stored in etcd so that every member agrees: no
+-- automatic failover and no automatic rejoin until autoha_resume().
+CREATE FUNCTION autoha_pause()
+RETURNS void
+AS 'MODULE_PATHNAME', 'autoha_pause'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION autoha_resume()
+RETURNS void
+AS 'MODULE_PATHNAME', 'autoha_resume'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Every failover and switchover, from the history key (Patroni's format).
+CREATE FUNCTION autoha_history(
+	OUT timeline bigint,
+	OUT switch_lsn pg_lsn,
+	OUT reason text,
+	OUT switched_at timestamptz,
+	OUT old_leader text,
+	OUT new_leader text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'autoha_history'
+LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+
+REVOKE ALL ON FUNCTION autoha_switchover(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION autoha_failover(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION autoha_pause() FROM PUBLIC;
+REVOKE ALL ON FUNCTION autoha_resume() FROM PUBLIC;
+REVOKE ALL ON FUNCTION autoha_history() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION autoha_history() TO pg_monitor;
 REVOKE ALL ON FUNCTION autoha_status() FROM PUBLIC;
 REVOKE ALL ON FUNCTION autoha_node() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION autoha_status() TO pg_monitor;

@@ -45,6 +45,7 @@ int			autoha_loop_wait = 1000;
 int			autoha_maximum_lag_on_failover = 1024 * 1024;
 bool		autoha_nofailover = false;
 int			autoha_failover_priority = 1;
+bool		autoha_use_pg_rewind = true;
 
 AutohaShared *autoha_shared = NULL;
 
@@ -302,6 +303,13 @@ define_settings(void)
 							NULL, &autoha_failover_priority, 1, 1, 1000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("autoha.use_pg_rewind",
+							 "Rewind this server with pg_rewind when its WAL diverged from the leader's.",
+							 "Runs pg_autoha_rejoin, which stops the server, rewinds it and starts it as a replica. "
+							 "Needs wal_log_hints = on or data checksums.",
+							 &autoha_use_pg_rewind, true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	DefineCustomStringVariable("autoha.etcd_username",
 							   "User name for etcd authentication; empty = no authentication.",
 							   NULL, &autoha_etcd_username, "",

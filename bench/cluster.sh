@@ -34,6 +34,12 @@ port_in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 cluster_stop() {
 	local d pid
 	for d in "${NODE_DIRS[@]}"; do
+		# a rejoin in progress (pg_autoha_rejoin --restart, started by the
+		# worker) would start the server again behind our back: stop it
+		# first, by the PIDs of the processes running it for this directory
+		for pid in $(pgrep -f -x ".*pg_autoha_rejoin -D $d --restart" 2>/dev/null); do
+			kill -9 "$pid" 2>/dev/null || true
+		done
 		if [ -f "$d/postmaster.pid" ]; then
 			pid=$(head -1 "$d/postmaster.pid")
 			# a frozen server cannot stop: wake it first

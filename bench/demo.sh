@@ -14,8 +14,9 @@
 #               mktemp -d; removed at the end unless KEEP=1)
 #   DEMO_OUT    where the report, CSV and plot are kept (default ./demo-results)
 #   FAULT       postmaster (kill -9 of the leader's postmaster, the default),
-#               node (kill -9 of every process of the leader) or
-#               freeze (SIGSTOP of the leader for FREEZE_SECS, then SIGCONT)
+#               node (kill -9 of every process of the leader),
+#               freeze (SIGSTOP of the leader for FREEZE_SECS, then SIGCONT) or
+#               switchover (a planned handover: SELECT autoha_switchover())
 #   SYNC        off (default) or on: synchronous_standby_names = 'ANY 1 (*)'
 #   FAULT_AT    second of the fault (default 10); DURATION of the drill
 #               (default FAULT_AT + 20, or FAULT_AT + FREEZE_SECS + 15 for freeze)
@@ -45,7 +46,7 @@ step=${step:-0}
 say() { step=$((step + 1)); printf '\n== [%d/7] %s\n' "$step" "$*"; }
 die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
 
-case "$FAULT" in postmaster | node | freeze) ;; *) die "FAULT=$FAULT: use postmaster, node or freeze" ;; esac
+case "$FAULT" in postmaster | node | freeze | switchover) ;; *) die "FAULT=$FAULT: use postmaster, node, freeze or switchover" ;; esac
 case "$SYNC" in on | off) ;; *) die "SYNC=$SYNC: use on or off" ;; esac
 for v in DEMO_PORT FAULT_AT FREEZE_SECS DURATION RATE WRITERS TTL LOOP_WAIT; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: must be a whole number"

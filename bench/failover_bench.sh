@@ -17,7 +17,7 @@
 #                     until pg_autoha manages it (issue #6)
 #
 # Environment (make bench passes make variables of these names):
-#   RUNS (5), MODES ("async sync"), FAULTS ("postmaster node freeze"),
+#   RUNS (5), MODES ("async sync"), FAULTS ("postmaster node freeze switchover"),
 #   BASE_PORT (26600; the pgbench part uses BASE_PORT+100..+102),
 #   TTL (4 s), LOOP_WAIT (500 ms), RATE (100 writes/s), WRITERS (4),
 #   FAULT_AT (5 s), FREEZE_SECS (30), IDLE_SECS (30),
@@ -29,7 +29,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-5}
 MODES=${MODES:-async sync}
-FAULTS=${FAULTS:-postmaster node freeze}
+FAULTS=${FAULTS:-postmaster node freeze switchover}
 BASE_PORT=${BASE_PORT:-26600}
 TTL=${TTL:-4}
 LOOP_WAIT=${LOOP_WAIT:-500}
@@ -44,7 +44,7 @@ OUT=${OUT:-$PWD/bench-results}
 
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 for m in $MODES; do case "$m" in async | sync) ;; *) die "MODES: unknown mode $m (async, sync)" ;; esac; done
-for f in $FAULTS; do case "$f" in postmaster | node | freeze) ;; *) die "FAULTS: unknown fault $f (postmaster, node, freeze)" ;; esac; done
+for f in $FAULTS; do case "$f" in postmaster | node | freeze | switchover) ;; *) die "FAULTS: unknown fault $f (postmaster, node, freeze, switchover)" ;; esac; done
 for v in RUNS BASE_PORT TTL LOOP_WAIT RATE WRITERS FAULT_AT FREEZE_SECS IDLE_SECS PGBENCH_ROUNDS PGBENCH_SECS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v=${!v}: must be a whole number"
 done

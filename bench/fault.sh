@@ -10,12 +10,15 @@
 #   bash bench/fault.sh freeze DATADIR [SECS]   SIGSTOP of every process of the
 #       server, SIGCONT SECS seconds later (default 30) from a detached
 #       background process; returns at once
+#   bash bench/fault.sh switchover DATADIR      a planned handover: SELECT
+#       autoha_switchover() on that server (the leader), to the best replica;
+#       prints the new leader's name
 #
 # Only PIDs read from DATADIR/postmaster.pid and their children are signalled.
 set -euo pipefail
 
-kind=${1:?usage: fault.sh postmaster|node|freeze DATADIR [SECS]}
-datadir=${2:?usage: fault.sh postmaster|node|freeze DATADIR [SECS]}
+kind=${1:?usage: fault.sh postmaster|node|freeze|switchover DATADIR [SECS]}
+datadir=${2:?usage: fault.sh postmaster|node|freeze|switchover DATADIR [SECS]}
 secs=${3:-30}
 
 if [ ! -f "$datadir/postmaster.pid" ]; then
@@ -23,6 +26,13 @@ if [ ! -f "$datadir/postmaster.pid" ]; then
 	exit 1
 fi
 pm=$(head -1 "$datadir/postmaster.pid")
+if [ "$kind" = switchover ]; then
+	port=$(sed -n 4p "$datadir/postmaster.pid")
+	new=$(/usr/lib/postgresql/15/bin/psql -X -qAt -h 127.0.0.1 -p "$port" -U postgres -d postgres \
+		-c "SELECT autoha_switchover()")
+	echo "fault.sh: switchover from port $port to $new"
+	exit 0
+fi
 if [ "$kind" = postmaster ]; then
 	# first, before anything slower: the drill times the fault from our start
 	kill -9 "$pm"
@@ -45,7 +55,7 @@ case "$kind" in
 		echo "fault.sh: froze postmaster $pm and its ${#children[@]} children for $secs s"
 		;;
 	*)
-		echo "fault.sh: unknown fault \"$kind\": use postmaster, node or freeze" >&2
+		echo "fault.sh: unknown fault \"$kind\": use postmaster, node, freeze or switchover" >&2
 		exit 2
 		;;
 esac

@@ -918,6 +918,9 @@ write_one(PGconn *conn, Writer *w, int64_t id, int64_t deadline)
 	return out;
 }
 
+/* a writer with no writable server tries again after this long */
+#define RECONNECT_PAUSE_US	20000
+
 static void *
 writer_main(void *arg)
 {
@@ -938,7 +941,12 @@ writer_main(void *arg)
 			break;
 		if (conn == NULL && (conn = connect_writer(w, &server)) == NULL)
 		{
-			sleep_us(100000);
+			/*
+			 * No writable server yet: retry soon, as a pool does.  (Every
+			 * server refuses at once while none is writable, so this is a
+			 * cheap poll; a longer pause would be measured as downtime.)
+			 */
+			sleep_us(RECONNECT_PAUSE_US);
 			next = now_us();
 			continue;
 		}

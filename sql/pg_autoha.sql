@@ -52,20 +52,51 @@ DROP TABLE autoha_regress_t;
 SELECT p.proname,
        has_function_privilege('pg_monitor', p.oid, 'EXECUTE') AS pg_monitor,
        has_function_privilege('public', p.oid, 'EXECUTE') AS public
-FROM pg_proc p WHERE p.proname IN ('autoha_status', 'autoha_node') ORDER BY 1;
+FROM pg_proc p WHERE p.proname LIKE 'autoha\_%' ORDER BY 1;
 
 CREATE ROLE autoha_regress_nobody;
 CREATE ROLE autoha_regress_monitor IN ROLE pg_monitor;
 SET ROLE autoha_regress_nobody;
 SELECT count(*) FROM autoha_status();
 SELECT node_name FROM autoha_node();
+SELECT autoha_pause();
+SELECT autoha_switchover();
+SELECT count(*) FROM autoha_history();
 RESET ROLE;
 SET ROLE autoha_regress_monitor;
 SELECT count(*) FROM autoha_status();
 SELECT node_name FROM autoha_node();
+SELECT autoha_pause();
 RESET ROLE;
 DROP ROLE autoha_regress_nobody;
 DROP ROLE autoha_regress_monitor;
+
+-- switchover, failover, pause: misuse on this one-member cluster gets an
+-- error that says what to do, and changes nothing
+SELECT autoha_switchover();
+SELECT autoha_switchover('nosuch');
+SELECT autoha_switchover('regress1');
+SELECT autoha_failover('nosuch');
+SELECT autoha_failover('regress1');
+SELECT count(*) FROM autoha_history();
+-- pause and resume: stored in etcd; the worker's view shows it (bounded wait)
+SELECT autoha_pause();
+SELECT autoha_pause();
+DO $$
+BEGIN
+  FOR i IN 1..100 LOOP
+    PERFORM 1 FROM autoha_node() WHERE paused;
+    IF FOUND THEN RETURN; END IF;
+    PERFORM pg_sleep(0.1);
+  END LOOP;
+  RAISE EXCEPTION 'the worker did not see the pause within 10 s';
+END $$;
+SELECT name, paused FROM autoha_status();
+SELECT autoha_switchover();
+SELECT autoha_resume();
+SELECT autoha_resume();
+-- the leader still leads, and writes
+SELECT is_leader, fenced FROM autoha_node();
 
 -- bad settings are refused with the setting named and the reason
 ALTER SYSTEM SET autoha.ttl = 1;

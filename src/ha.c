@@ -20,10 +20,26 @@
  *	   but hangs on a lease that is not ours, we wait for that lease to
  *	   expire: it may be an earlier life of this server (a crash restart
  *	   loses the lease id) or another server misconfigured with our name,
- *	   and taking it over would be wrong in the second case.
- *	3. If another member leads, a replica follows it and a primary stands
- *	   aside (the write fence and the rejoin are the caller's business).
- *	4. With no leader, nobody may take over who is behind what the last
+ *	   and taking it over would be wrong in the second case.  A leader
+ *	   hands over when the "failover" key asks it to (a switchover): to the
+ *	   named member, or the most advanced eligible replica, once the target
+ *	   is a streaming replica within maximum_lag and has had time to see the
+ *	   request; a request it cannot carry out (another leader named, target
+ *	   unknown or not eligible, paused, scheduled, target not catching up
+ *	   within request_timeout) is deleted, with the reason.
+ *	3. If another member leads, a replica follows it, unless its WAL went
+ *	   past the point where the leader's timeline forked off its own (from
+ *	   the "history" key), or it is on a timeline the leader never had: then
+ *	   it must be rewound (pg_rewind) first.  A primary demotes itself to a
+ *	   replica of the leader.  While the cluster is paused, neither happens:
+ *	   the primary stays fenced, the diverged replica waits.
+ *	4. With no leader, a live "failover" request (switchover or manual
+ *	   failover) names the only member that may take over: the others wait.
+ *	   A switchover target takes over once it has received the old leader's
+ *	   final position (published in "status"); a manual failover target
+ *	   once it has replayed what it received, however far behind it is (the
+ *	   DBA chose it).  Without a request, a paused cluster holds no election.
+ *	   Otherwise, nobody may take over who is behind what the last
  *	   leader is known to have written: its position and timeline in the
  *	   "status" key, and the position of every member still listed (a
  *	   member's position is never ahead of its leader's).  Beyond that, a
@@ -92,6 +108,12 @@ ha_action_name(HaAction action)
 			return "promote";
 		case HA_STAND_ASIDE:
 			return "stand aside";
+		case HA_HANDOVER:
+			return "hand over";
+		case HA_DEMOTE:
+			return "demote";
+		case HA_REWIND:
+			return "rewind";
 	}
 	return "unknown";
 }
@@ -163,6 +185,229 @@ member_spoke_since_leader_left(const MemberInfo *m, const LocalState *local)
 	return m->mod_revision > local->leaderless_since_revision;
 }
 
+
+/*
+ * Is the "failover" key a request the members should still act on?  It
+ * must name a target that is still a member, and be fresh: seen for less
+ * than request_timeout_ms, or the cluster leaderless for less than that
+ * (a switchover's leader may have waited a while before handing over).
+ * A stale request no longer holds back a normal election.
+ */
+static bool
+request_is_live(const ClusterView *view, const LocalState *local)
+{
+	const FailoverRequest *r = &view->failover;
+
+	if (!r->present || r->scheduled || r->member[0] == '\0')
+		return false;
+	if (ha_find_member(view, r->member) == NULL)
+		return false;
+	return local->request_age_ms < local->request_timeout_ms ||
+		(!view->has_leader && local->leaderless_ms < local->request_timeout_ms);
+}
+
+/* a switchover names the leader it moves away from; a manual failover does not */
+static const char *
+request_kind(const FailoverRequest *r)
+{
+	return r->leader[0] != '\0' ? "switchover" : "failover";
+}
+
+/*
+ * Can member m take over from us in a switchover?  It must be a replica
+ * that may be promoted, is streaming, and is on our timeline.
+ */
+static bool
+switchover_target_ok(const MemberInfo *m, const LocalState *local,
+					 char *why, size_t whylen)
+{
+	if (strcmp(m->role, "replica") != 0)
+	{
+		snprintf(why, whylen, "member \"%s\" is not a replica (role \"%s\")", m->name, m->role);
+		return false;
+	}
+	if (m->nofailover)
+	{
+		snprintf(why, whylen, "member \"%s\" has nofailover set", m->name);
+		return false;
+	}
+	if (strcmp(m->replication_state, "streaming") != 0)
+	{
+		snprintf(why, whylen, "member \"%s\" is not streaming from the leader", m->name);
+		return false;
+	}
+	if (m->timeline != 0 && local->timeline != 0 && m->timeline != local->timeline)
+	{
+		snprintf(why, whylen, "member \"%s\" is on timeline %u, the leader on %u",
+				 m->name, m->timeline, local->timeline);
+		return false;
+	}
+	return true;
+}
+
+/* The best switchover target: most advanced, then priority, then name. */
+static const MemberInfo *
+best_switchover_target(const ClusterView *view, const LocalState *local)
+{
+	const MemberInfo *best = NULL;
+	int			i;
+
+	for (i = 0; i < view->nmembers; i++)
+	{
+		const MemberInfo *m = &view->members[i];
+		char		why[AUTOHA_REASON_LEN];
+
+		if (strcmp(m->name, local->name) == 0 ||
+			!switchover_target_ok(m, local, why, sizeof(why)))
+			continue;
+		if (best == NULL || m->lsn > best->lsn ||
+			(m->lsn == best->lsn &&
+			 (m->failover_priority > best->failover_priority ||
+			  (m->failover_priority == best->failover_priority &&
+			   strcmp(m->name, best->name) < 0))))
+			best = m;
+	}
+	return best;
+}
+
+/*
+ * We lead.  Keep leading, unless the "failover" key asks us to hand over:
+ * then check the target, wait for it to be close enough (the handover
+ * itself fences us and waits for it to have everything), and hand over.
+ * A request that cannot be carried out is deleted, with the reason logged.
+ */
+static HaDecision
+decide_leader(const ClusterView *view, const LocalState *local)
+{
+	const FailoverRequest *r = &view->failover;
+	const MemberInfo *target;
+	HaDecision	d = decision(HA_LEAD, local->name);
+	char		why[AUTOHA_REASON_LEN];
+	uint64_t	lag;
+
+	set_reason(&d, "this server holds the leader key");
+	if (!r->present)
+		return d;
+
+	d.clear_request = true;
+	if (r->member[0] != '\0' && strcmp(r->member, local->name) == 0)
+	{
+		set_reason(&d, "this server holds the leader key; the %s to it is complete",
+				   request_kind(r));
+		return d;
+	}
+	if (r->scheduled)
+	{
+		set_reason(&d, "cancelled the switchover request: scheduled switchovers (scheduled_at) are not supported");
+		return d;
+	}
+	if (r->leader[0] != '\0' && strcmp(r->leader, local->name) != 0)
+	{
+		set_reason(&d, "cancelled the switchover request: it names leader \"%s\", but \"%s\" leads",
+				   r->leader, local->name);
+		return d;
+	}
+	if (view->paused)
+	{
+		set_reason(&d, "cancelled the switchover request: the cluster is paused");
+		return d;
+	}
+	if (r->member[0] != '\0')
+	{
+		target = ha_find_member(view, r->member);
+		if (target == NULL)
+		{
+			set_reason(&d, "cancelled the switchover request: \"%s\" is not a member of the cluster",
+					   r->member);
+			return d;
+		}
+		if (!switchover_target_ok(target, local, why, sizeof(why)))
+		{
+			set_reason(&d, "cancelled the switchover request: %s", why);
+			return d;
+		}
+	}
+	else if ((target = best_switchover_target(view, local)) == NULL)
+	{
+		set_reason(&d, "cancelled the switchover request: no member can take over "
+				   "(none is a streaming replica without nofailover)");
+		return d;
+	}
+
+	lag = local->write_lsn > target->lsn ? local->write_lsn - target->lsn : 0;
+	if (lag > local->maximum_lag)
+	{
+		if (local->request_age_ms < local->request_timeout_ms)
+		{
+			d.clear_request = false;
+			set_reason(&d, "this server holds the leader key; the switchover to \"%s\" waits for it to catch up "
+					   "(%" PRIu64 " bytes behind, autoha.maximum_lag_on_failover is %" PRIu64 ")",
+					   target->name, lag, local->maximum_lag);
+			return d;
+		}
+		set_reason(&d, "cancelled the switchover request: \"%s\" did not come within "
+				   "autoha.maximum_lag_on_failover (%" PRIu64 " bytes) in %.0f s; it is %" PRIu64 " bytes behind",
+				   target->name, local->maximum_lag,
+				   local->request_timeout_ms / 1000.0, lag);
+		return d;
+	}
+
+	if (local->request_age_ms < local->handover_delay_ms)
+	{
+		d.clear_request = false;
+		set_reason(&d, "this server holds the leader key; the switchover to \"%s\" starts once "
+				   "it has seen the request", target->name);
+		return d;
+	}
+
+	d = decision(HA_HANDOVER, target->name);
+	set_reason(&d, "switchover requested: handing the leader key over to \"%s\"", target->name);
+	return d;
+}
+
+/*
+ * Has this replica's WAL gone past the point where the leader's timeline
+ * forked off ours?  Then it can never follow: the startup process refuses
+ * the new timeline, and only pg_rewind brings it back.  The fork point is
+ * the "history" line of our timeline.  A replica already receiving the
+ * leader's timeline, or streaming at all, has not diverged.
+ */
+static bool
+replica_diverged(const ClusterView *view, const LocalState *local,
+				 uint64_t *fork_lsn)
+{
+	const MemberInfo *leader = ha_find_member(view, view->leader);
+	uint64_t	position = local->replay_lsn;
+	int			i;
+
+	if (leader == NULL || leader->timeline == 0 || local->timeline == 0 ||
+		leader->timeline == local->timeline || local->streaming)
+		return false;
+
+	/*
+	 * A timeline the leader has not reached was made by a promotion outside
+	 * its history (by hand, or a split brain): nothing to follow there.
+	 */
+	if (local->timeline > leader->timeline)
+	{
+		*fork_lsn = 0;
+		return true;
+	}
+	if (local->receive_timeline >= leader->timeline)
+		return false;
+	if (local->receive_timeline == local->timeline && local->receive_lsn > position)
+		position = local->receive_lsn;
+	for (i = view->nhistory - 1; i >= 0; i--)
+	{
+		if (view->history[i].timeline == local->timeline)
+		{
+			*fork_lsn = view->history[i].lsn;
+			return position > view->history[i].lsn;
+		}
+	}
+	return false;
+}
+
 static HaDecision
 decide_primary_without_leader(const ClusterView *view, const LocalState *local)
 {
@@ -170,6 +415,13 @@ decide_primary_without_leader(const ClusterView *view, const LocalState *local)
 	uint64_t	position = ha_local_position(local);
 	int			i;
 
+	if (request_is_live(view, local) && strcmp(view->failover.member, local->name) != 0)
+	{
+		d = decision(HA_WAIT, NULL);
+		set_reason(&d, "a %s to \"%s\" is in progress; not taking the leader key",
+				   request_kind(&view->failover), view->failover.member);
+		return d;
+	}
 	for (i = 0; i < view->nmembers; i++)
 	{
 		const MemberInfo *m = &view->members[i];
@@ -216,7 +468,31 @@ decide_election(const ClusterView *view, const LocalState *local)
 	uint64_t	position = ha_local_position(local);
 	uint64_t	leader_position = local->last_leader_lsn;
 	bool		waited_for_members = local->leaderless_ms >= local->member_wait_ms;
+	bool		requested = false;
 	int			i;
+
+	/*
+	 * A switchover or manual failover names the one member that may take
+	 * over; the others wait until it has, or the request went stale.
+	 */
+	if (request_is_live(view, local))
+	{
+		if (strcmp(view->failover.member, local->name) != 0)
+		{
+			d = decision(HA_WAIT, NULL);
+			set_reason(&d, "no leader; a %s to \"%s\" is in progress",
+					   request_kind(&view->failover), view->failover.member);
+			return d;
+		}
+		requested = true;
+	}
+	else if (view->paused)
+	{
+		d = decision(HA_WAIT, NULL);
+		set_reason(&d, "no leader, but the cluster is paused: no automatic failover "
+				   "(autoha_resume() ends the pause, autoha_failover() promotes a named member)");
+		return d;
+	}
 
 	if (local->nofailover)
 	{
@@ -247,6 +523,36 @@ decide_election(const ClusterView *view, const LocalState *local)
 		set_reason(&d, "no leader, but the last leader was on timeline %u and this replica "
 				   "is still on timeline %u",
 				   view->leader_timeline, local->timeline);
+		return d;
+	}
+
+	if (requested && view->failover.leader[0] == '\0')
+	{
+		/* a manual failover: the DBA accepted whatever this replica lacks */
+		d = decision(HA_PROMOTE, local->name);
+		set_reason(&d, "no leader and a manual failover names this replica "
+				   "(timeline %u, position %" PRIu64 ")", local->timeline, position);
+		return d;
+	}
+	if (requested)
+	{
+		/*
+		 * A switchover: the old leader published its final position in
+		 * "status" when it handed over; take over only with all of it, so
+		 * that no acknowledged write is lost.
+		 */
+		if (view->has_leader_optime && view->leader_optime > position &&
+			(view->leader_timeline == 0 || view->leader_timeline == local->timeline))
+		{
+			d = decision(HA_WAIT, NULL);
+			set_reason(&d, "no leader; the switchover to this replica waits for the old leader's "
+					   "last WAL (received %" PRIu64 " of %" PRIu64 ")",
+					   position, view->leader_optime);
+			return d;
+		}
+		d = decision(HA_PROMOTE, local->name);
+		set_reason(&d, "no leader and a switchover names this replica "
+				   "(timeline %u, position %" PRIu64 ")", local->timeline, position);
 		return d;
 	}
 
@@ -357,25 +663,56 @@ ha_decide(const ClusterView *view, const LocalState *local)
 			set_reason(&d, "this server holds the leader key and is still in recovery: promoting");
 			return d;
 		}
-		d = decision(HA_LEAD, local->name);
-		set_reason(&d, "this server holds the leader key");
-		return d;
+		return decide_leader(view, local);
 	}
 
 	/* 3. someone else leads */
 	if (view->has_leader)
 	{
+		uint64_t	fork_lsn = 0;
+
 		if (!local->in_recovery)
 		{
-			d = decision(HA_STAND_ASIDE, view->leader);
-			set_reason(&d, "member \"%s\" holds the leader key but this server is a primary",
-					   view->leader);
+			if (view->paused || ha_find_member(view, view->leader) == NULL)
+			{
+				d = decision(HA_STAND_ASIDE, view->leader);
+				set_reason(&d, "member \"%s\" holds the leader key but this server is a primary; "
+						   "%s", view->leader,
+						   view->paused ? "the cluster is paused, so it stays fenced instead of rejoining" :
+						   "waiting for the leader to publish its address to rejoin as its replica");
+				return d;
+			}
+			d = decision(HA_DEMOTE, view->leader);
+			set_reason(&d, "member \"%s\" holds the leader key but this server is a primary: "
+					   "rejoining as its replica", view->leader);
 			return d;
 		}
 		if (ha_find_member(view, view->leader) == NULL)
 		{
 			d = decision(HA_WAIT, view->leader);
 			set_reason(&d, "leader \"%s\" has not published its address yet", view->leader);
+			return d;
+		}
+		if (replica_diverged(view, local, &fork_lsn))
+		{
+			char		how[160];
+
+			if (fork_lsn == 0)
+				snprintf(how, sizeof(how), "this server is on timeline %u, which leader \"%s\" (timeline %u) never had",
+						 local->timeline, view->leader, ha_find_member(view, view->leader)->timeline);
+			else
+				snprintf(how, sizeof(how), "this server's WAL went past %X/%X, where leader \"%s\"'s timeline forked off timeline %u",
+						 (unsigned) (fork_lsn >> 32), (unsigned) fork_lsn, view->leader, local->timeline);
+			if (view->paused || !local->use_pg_rewind)
+			{
+				d = decision(HA_WAIT, view->leader);
+				set_reason(&d, "%s; it cannot follow without pg_rewind, and %s", how,
+						   view->paused ? "the cluster is paused" :
+						   "autoha.use_pg_rewind is off: stop this server and run pg_autoha_rejoin");
+				return d;
+			}
+			d = decision(HA_REWIND, view->leader);
+			set_reason(&d, "%s: rewinding it with pg_rewind", how);
 			return d;
 		}
 		d = decision(HA_FOLLOW, view->leader);

@@ -45,6 +45,37 @@ typedef struct MemberInfo
 	int64_t		lease;
 } MemberInfo;
 
+#define AUTOHA_MAX_HISTORY		32
+
+/*
+ * The "failover" key, in Patroni's format: {"leader": L, "member": T} asks
+ * leader L to hand over to T (a switchover; no member: to the best
+ * replica), {"member": T} asks for T to be promoted when there is no
+ * healthy leader (a manual failover).
+ */
+typedef struct FailoverRequest
+{
+	bool		present;
+	char		leader[AUTOHA_NAME_LEN];	/* "" = not given */
+	char		member[AUTOHA_NAME_LEN];	/* "" = not given */
+	bool		scheduled;		/* has "scheduled_at": not supported */
+	int64_t		mod_revision;	/* etcd revision of the request */
+} FailoverRequest;
+
+/*
+ * One line of the "history" key, Patroni's
+ * [timeline, lsn, reason, timestamp, new_leader]: timeline `timeline` ended
+ * at `lsn`, where `new_leader` started timeline + 1.
+ */
+typedef struct HistoryEntry
+{
+	uint32_t	timeline;
+	uint64_t	lsn;
+	char		reason[128];
+	char		timestamp[40];	/* ISO 8601, "" if absent */
+	char		new_leader[AUTOHA_NAME_LEN];
+} HistoryEntry;
+
 /* The cluster as one read of <ns>/<cluster>/ shows it. */
 typedef struct ClusterView
 {
@@ -60,6 +91,10 @@ typedef struct ClusterView
 	uint32_t	leader_timeline;	/* "status" timeline, 0 = unknown */
 	bool		leader_shutdown;	/* "status": the last leader released
 									 * the key on its way down */
+	FailoverRequest failover;	/* "failover" key */
+	bool		paused;			/* "config" key has "pause": true */
+	int			nhistory;		/* the last AUTOHA_MAX_HISTORY lines of */
+	HistoryEntry history[AUTOHA_MAX_HISTORY];	/* "history", oldest first */
 	int			nmembers;
 	MemberInfo	members[AUTOHA_MAX_MEMBERS];
 } ClusterView;
@@ -73,6 +108,7 @@ typedef struct LocalState
 	bool		streaming;		/* wal receiver is streaming */
 	uint64_t	receive_lsn;	/* replica: flushed by the wal receiver */
 	uint64_t	replay_lsn;		/* replica: replayed */
+	uint32_t	receive_timeline;	/* replica: of receive_lsn, 0 = none */
 	uint64_t	write_lsn;		/* primary: current insert position */
 	uint32_t	timeline;
 	bool		nofailover;
@@ -100,6 +136,26 @@ typedef struct LocalState
 	 */
 	int64_t		member_wait_ms;
 	int64_t		stream_wait_ms;
+
+	/*
+	 * The "failover" key: how long the worker has seen the current request,
+	 * and how long a request may take before it is given up (a leader
+	 * waiting for its target to catch up cancels it; once the cluster has
+	 * been leaderless that long, the other members stop waiting for the
+	 * named target and hold a normal election).
+	 */
+	int64_t		request_age_ms;
+	int64_t		request_timeout_ms;
+
+	/*
+	 * A leader hands over only once a request has been visible this long,
+	 * so that the target has seen it too and polls etcd at its fastest for
+	 * the handover (its own loop could otherwise add up to a loop_wait to
+	 * the write pause).
+	 */
+	int64_t		handover_delay_ms;
+
+	bool		use_pg_rewind;	/* autoha.use_pg_rewind */
 } LocalState;
 
 typedef enum HaAction
@@ -111,14 +167,23 @@ typedef enum HaAction
 	HA_LEAD,					/* we lead: keep the lease */
 	HA_FOLLOW,					/* replica: stream from the leader */
 	HA_PROMOTE,					/* take the key, then promote */
-	HA_STAND_ASIDE				/* a primary while another server leads */
+	HA_STAND_ASIDE,				/* a primary while another server leads */
+	HA_HANDOVER,				/* we lead: hand the key to the named member */
+	HA_DEMOTE,					/* a primary while another leads: become its
+								 * replica (standby.signal, crash restart) */
+	HA_REWIND					/* a replica whose WAL went past the leader's
+								 * timeline switch: pg_rewind, then follow */
 } HaAction;
 
 typedef struct HaDecision
 {
 	HaAction	action;
-	char		leader[AUTOHA_NAME_LEN];	/* HA_FOLLOW: whom to follow */
+	char		leader[AUTOHA_NAME_LEN];	/* HA_FOLLOW, HA_DEMOTE, HA_REWIND:
+											 * the leader; HA_HANDOVER: the
+											 * target */
 	char		reason[AUTOHA_REASON_LEN];
+	bool		clear_request;	/* the "failover" key is done with or
+								 * refused (reason says which): delete it */
 } HaDecision;
 
 extern HaDecision ha_decide(const ClusterView *view, const LocalState *local);

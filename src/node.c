@@ -15,8 +15,10 @@
 #include "postgres.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "access/timeline.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #if PG_VERSION_NUM >= 150000
@@ -34,6 +36,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 
 #include "dcs.h"
@@ -49,6 +52,7 @@ node_observe(LocalState *local)
 	local->nofailover = autoha_nofailover;
 	local->failover_priority = autoha_failover_priority;
 	local->maximum_lag = (uint64) autoha_maximum_lag_on_failover;
+	local->use_pg_rewind = autoha_use_pg_rewind;
 
 	if (local->in_recovery)
 	{
@@ -58,6 +62,7 @@ node_observe(LocalState *local)
 
 		local->replay_lsn = GetXLogReplayRecPtr(&replay_tli);
 		local->receive_lsn = GetWalRcvFlushRecPtr(NULL, &receive_tli);
+		local->receive_timeline = local->receive_lsn != InvalidXLogRecPtr ? receive_tli : 0;
 		local->timeline = replay_tli;
 		local->write_lsn = InvalidXLogRecPtr;
 
@@ -297,6 +302,15 @@ follow_in_transaction(void *arg)
  */
 static char requested[1024] = "";
 
+/*
+ * How often a replica that is not streaming wakes the startup process to
+ * try again: often enough to pick up a new leader at once, not so often
+ * that a dead leader floods the log with refused connections while the
+ * worker polls at election speed.
+ */
+#define WAKEUP_EVERY_US		400000
+static int64 last_wakeup_us = 0;
+
 void
 node_settings_reloaded(void)
 {
@@ -326,8 +340,11 @@ node_follow(const MemberInfo *leader, bool streaming, char *errbuf, size_t errle
 		 * (5 s) before the next one.  Wake it so that it retries now; the
 		 * worker's loop paces the attempts.
 		 */
-		if (!streaming)
+		if (!streaming && fence_now_us() - last_wakeup_us >= WAKEUP_EVERY_US)
+		{
 			WakeupRecovery();
+			last_wakeup_us = fence_now_us();
+		}
 		return false;
 	}
 
@@ -440,4 +457,200 @@ node_terminate_client_sessions(char *errbuf, size_t errlen)
 	if (!run_in_transaction(terminate_in_transaction, &args, true, errbuf, errlen))
 		return -1;
 	return args.terminated;
+}
+
+/* ---------- switchover, demotion, rewind ---------- */
+
+typedef struct ReplicaPositionArgs
+{
+	const char *name;
+	bool		found;
+	uint64		flush;
+	uint64		replay;
+} ReplicaPositionArgs;
+
+static void
+replica_position_in_transaction(void *arg)
+{
+	ReplicaPositionArgs *args = (ReplicaPositionArgs *) arg;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(args->name);
+	SPI_connect();
+	rc = SPI_execute_with_args("SELECT flush_lsn, replay_lsn FROM pg_catalog.pg_stat_replication "
+							   "WHERE application_name = $1 AND state = 'streaming' "
+							   "ORDER BY replay_lsn DESC NULLS LAST LIMIT 1",
+							   1, argtypes, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_replication: %s", SPI_result_code_string(rc));
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d;
+
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args->flush = isnull ? 0 : DatumGetLSN(d);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		args->replay = isnull ? 0 : DatumGetLSN(d);
+		args->found = true;
+	}
+	SPI_finish();
+}
+
+bool
+node_replica_position(const char *name, uint64 *flush, uint64 *replay,
+					  char *errbuf, size_t errlen)
+{
+	ReplicaPositionArgs args;
+
+	memset(&args, 0, sizeof(args));
+	args.name = name;
+	errbuf[0] = '\0';
+	if (!run_in_transaction(replica_position_in_transaction, &args, true, errbuf, errlen))
+		return false;
+	if (!args.found)
+	{
+		snprintf(errbuf, errlen, "member \"%s\" is not streaming from this server", name);
+		return false;
+	}
+	*flush = args.flush;
+	*replay = args.replay;
+	return true;
+}
+
+uint64
+node_flush_position(void)
+{
+#if PG_VERSION_NUM >= 150000
+	return GetFlushRecPtr(NULL);
+#else
+	return GetFlushRecPtr();
+#endif
+}
+
+/*
+ * Get ready to come back as a replica of leader after the crash restart:
+ * standby.signal (read again by the startup process), primary_conninfo and
+ * primary_slot_name through ALTER SYSTEM, and a reload so that the
+ * postmaster, whose settings the restarted processes inherit, has them.
+ */
+bool
+node_prepare_standby(const MemberInfo *leader, char *errbuf, size_t errlen)
+{
+	FollowArgs	args;
+	char		slot[NAMEDATALEN];
+	FILE	   *f;
+
+	errbuf[0] = '\0';
+	f = AllocateFile(STANDBY_SIGNAL_FILE, "w");
+	if (f == NULL || FreeFile(f) != 0)
+	{
+		snprintf(errbuf, errlen, "could not create file \"%s\": %m", STANDBY_SIGNAL_FILE);
+		return false;
+	}
+	dcs_slot_name(autoha_node_name, slot, sizeof(slot));
+	args.conninfo = conninfo_for(leader);
+	args.slot = slot;
+	if (!run_in_transaction(follow_in_transaction, &args, false, errbuf, errlen))
+	{
+		unlink(STANDBY_SIGNAL_FILE);
+		return false;
+	}
+	if (kill(PostmasterPid, SIGHUP) != 0)
+	{
+		snprintf(errbuf, errlen, "could not signal the postmaster to reload: %m");
+		unlink(STANDBY_SIGNAL_FILE);
+		return false;
+	}
+	return true;
+}
+
+void
+node_cancel_standby(void)
+{
+	if (unlink(STANDBY_SIGNAL_FILE) != 0 && errno != ENOENT)
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("pg_autoha: could not remove file \"%s\": %m", STANDBY_SIGNAL_FILE)));
+}
+
+bool
+node_switch_point(uint32 timeline, uint32 *parent, uint64 *lsn)
+{
+	List	   *history;
+
+	if (timeline <= 1)
+		return false;
+	history = readTimeLineHistory(timeline);
+	*parent = timeline - 1;
+	*lsn = tliSwitchPoint(*parent, history, NULL);
+	list_free_deep(history);
+	return true;
+}
+
+bool
+node_can_rewind(char *errbuf, size_t errlen)
+{
+	errbuf[0] = '\0';
+	if (wal_log_hints || DataChecksumsEnabled())
+		return true;
+	snprintf(errbuf, errlen,
+			 "this server's WAL diverged from the leader's and pg_rewind needs wal_log_hints = on or data checksums, "
+			 "which this server has neither of: it stays a fenced replica that cannot follow; "
+			 "set wal_log_hints = on and restart it (or re-clone it with pg_basebackup)");
+	return false;
+}
+
+/*
+ * Start pg_autoha_rejoin --restart, detached: it stops this server, rewinds
+ * it and starts it again, so it must not be our child (the postmaster's
+ * shutdown would take it down) nor in our process group.  Its output goes
+ * to our stderr, the server log.
+ */
+bool
+node_spawn_rejoin(char *errbuf, size_t errlen)
+{
+	char		bindir[MAXPGPATH];
+	char		tool[MAXPGPATH];
+	char	   *slash;
+	pid_t		pid;
+
+	errbuf[0] = '\0';
+	strlcpy(bindir, my_exec_path, sizeof(bindir));
+	slash = strrchr(bindir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	snprintf(tool, sizeof(tool), "%s/pg_autoha_rejoin", bindir);
+	if (access(tool, X_OK) != 0)
+	{
+		snprintf(errbuf, errlen, "cannot rewind: \"%s\" is missing (%m); install pg_autoha's programs "
+				 "or rewind this server yourself", tool);
+		return false;
+	}
+
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+	{
+		snprintf(errbuf, errlen, "could not fork to start pg_autoha_rejoin: %m");
+		return false;
+	}
+	if (pid == 0)
+	{
+		/* child: a new session, then fork again so that init adopts it */
+		setsid();
+		if (fork() != 0)
+			_exit(0);
+		execl(tool, tool, "-D", DataDir, "--restart", (char *) NULL);
+		_exit(127);
+	}
+	/* reap the intermediate child, which exits at once */
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	ereport(LOG,
+			(errmsg("pg_autoha: started \"%s -D %s --restart\" to rewind this server and restart it as a replica",
+					tool, DataDir)));
+	return true;
 }

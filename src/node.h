@@ -48,4 +48,22 @@ extern int	node_ensure_slots(const ClusterView *view, const char *self,
  */
 extern int	node_terminate_client_sessions(char *errbuf, size_t errlen);
 
+/*
+ * Switchover and rejoin.  node_replica_position: how far member name's
+ * stream from us has got (pg_stat_replication).  node_prepare_standby:
+ * standby.signal and primary_conninfo for leader, so that a crash restart
+ * brings this server back as its replica; node_cancel_standby undoes the
+ * signal file.  node_switch_point: where `timeline` forked off its parent,
+ * from the timeline history file.  node_can_rewind: wal_log_hints or data
+ * checksums.  node_spawn_rejoin: start pg_autoha_rejoin --restart detached.
+ */
+extern bool node_replica_position(const char *name, uint64 *flush, uint64 *replay,
+								  char *errbuf, size_t errlen);
+extern uint64 node_flush_position(void);
+extern bool node_prepare_standby(const MemberInfo *leader, char *errbuf, size_t errlen);
+extern void node_cancel_standby(void);
+extern bool node_switch_point(uint32 timeline, uint32 *parent, uint64 *lsn);
+extern bool node_can_rewind(char *errbuf, size_t errlen);
+extern bool node_spawn_rejoin(char *errbuf, size_t errlen);
+
 #endif							/* AUTOHA_NODE_H */

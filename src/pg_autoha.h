@@ -37,6 +37,7 @@ extern int	autoha_loop_wait;
 extern int	autoha_maximum_lag_on_failover;
 extern bool autoha_nofailover;
 extern int	autoha_failover_priority;
+extern bool autoha_use_pg_rewind;
 
 /*
  * What the worker publishes for the SQL functions.  Written only by the

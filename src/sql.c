@@ -27,8 +27,8 @@
 PG_FUNCTION_INFO_V1(autoha_status);
 PG_FUNCTION_INFO_V1(autoha_node);
 
-#define STATUS_COLUMNS	13
-#define NODE_COLUMNS	17
+#define STATUS_COLUMNS	14
+#define NODE_COLUMNS	18
 
 /* a view older than this many loops is called stale even if reads succeed */
 #define STALE_AFTER_LOOPS 3
@@ -148,6 +148,7 @@ autoha_status(PG_FUNCTION_ARGS)
 										 CStringGetDatum(m->tags[0] ? m->tags : "{}"));
 		values[11] = interval_since(copy->view_time, now);
 		values[12] = BoolGetDatum(stale);
+		values[13] = BoolGetDatum(copy->view.paused);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -234,6 +235,10 @@ autoha_node(PG_FUNCTION_ARGS)
 		values[16] = Int32GetDatum(copy->worker_pid);
 	else
 		nulls[16] = true;
+	if (copy->view_valid)
+		values[17] = BoolGetDatum(copy->view.paused);
+	else
+		nulls[17] = true;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

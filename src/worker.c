@@ -22,11 +22,19 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "access/xlog.h"
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#endif
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "postmaster/postmaster.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -49,6 +57,17 @@
 #define PROMOTION_TIMEOUT_MS	60000
 /* the lease revoke at exit gets this long */
 #define RELEASE_TIMEOUT_MS		1000
+/* a switchover or failover request may take this long before it is dropped */
+#define REQUEST_TIMEOUT_MS		30000
+/* poll period of a replica a switchover names: the handover is imminent */
+#define TARGET_POLL_MS			20
+/* a fenced leader waits this long for its switchover target to replay all */
+#define HANDOVER_CATCHUP_MS		5000
+/* and this long, after handing over, for its last WAL to reach the target */
+#define HANDOVER_DRAIN_MS		200
+/* after starting pg_autoha_rejoin, do not start it again for this long */
+#define REWIND_RETRY_S			600
+#define REWIND_ATTEMPT_FILE		"pg_autoha_rewind.attempt"
 
 typedef struct WorkerState
 {
@@ -65,9 +84,12 @@ typedef struct WorkerState
 	char		initialize_key[600];
 	char		status_key[600];
 	char		member_key[600];
+	char		failover_key[600];
+	char		history_key[600];
 
 	int64		lease_id;
 	int64		lease_sent_us;	/* monotonic time the last renewal was sent */
+	int64		key_taken_sent_us;	/* send time of the txn that took the key */
 	bool		system_verified;	/* initialize matches our system id */
 	bool		led_last_time;	/* the last read showed the key as ours */
 	uint64		status_lsn;		/* position and timeline last put in status */
@@ -82,6 +104,18 @@ typedef struct WorkerState
 	int64		leader_member_changed_us;	/* when that revision last moved */
 	int64		leaderless_start_us;
 	uint64		last_leader_lsn;
+	char		last_leader_name[AUTOHA_NAME_LEN];
+
+	/* the "failover" key: the revision of the request and when we saw it */
+	int64		request_revision;
+	int64		request_seen_us;
+
+	/* a history line still to be written after a promotion */
+	bool		history_pending;
+	uint32		history_timeline;
+	uint64		history_lsn;
+	char		history_reason[128];
+	char		history_time[40];
 
 	/* for logging transitions once */
 	HaAction	last_action;
@@ -92,6 +126,10 @@ typedef struct WorkerState
 
 static WorkerState ws;
 static bool releasing = false;
+
+static void note_promotion(const ClusterView *view, TimeLineID tli);
+static bool raise_fence(bool in_recovery, const char *reason);
+static int64 fence_deadline_after(int64 sent_us);
 
 
 static void *
@@ -618,6 +656,7 @@ read_cluster(const LocalState *local, ClusterView *view)
 static bool
 take_leader_key(int64 expected_create_revision)
 {
+	int64		sent;
 	EtcdCompare cmp;
 	EtcdOp		put;
 	EtcdTxnResult txn;
@@ -640,11 +679,14 @@ take_leader_key(int64 expected_create_revision)
 	put.value = autoha_node_name;
 	put.lease = ws.lease_id;
 
+	sent = fence_now_us();
 	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
 	{
 		etcd_failed("could not take the leader key");
 		return false;
 	}
+	if (txn.succeeded)
+		ws.key_taken_sent_us = sent;
 	return txn.succeeded;
 }
 
@@ -703,8 +745,14 @@ wait_for_promotion(void)
 			renew_lease();
 			last_renewal = fence_now_us();
 		}
+		/*
+		 * The startup process may be sleeping before its next attempt to
+		 * stream (wal_retrieve_retry_interval): wake it, so that it sees the
+		 * promotion request now.
+		 */
+		WakeupRecovery();
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
-					   20, PG_WAIT_EXTENSION);
+					   5, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		if (rc & WL_POSTMASTER_DEATH)
 			exit_worker("postmaster died during promotion", true);
@@ -720,6 +768,7 @@ act_promote(const ClusterView *view, const LocalState *local)
 	TimeLineID	tli;
 
 	/* the key first: only its holder may promote */
+	ws.key_taken_sent_us = 0;
 	if (!(view->has_leader && strcmp(view->leader, local->name) == 0) &&
 		!take_leader_key(0))
 		return;
@@ -730,13 +779,10 @@ act_promote(const ClusterView *view, const LocalState *local)
 	publish_role("promoting", true, local->name);
 
 	/*
-	 * Slots for the other members before the promotion, so that they can
-	 * stream from us as soon as they repoint (a physical slot can be created
-	 * on a standby).  A failure here is retried once we lead.
+	 * Slots for the other members are made once we lead (HA_LEAD), not
+	 * now: each costs an fsync or two, and writes wait for the promotion.
+	 * A replica that repoints before its slot exists retries.
 	 */
-	if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
-		ereport(LOG, (errmsg("pg_autoha: could not create slots before promotion: %s", errbuf)));
-
 	if (!node_request_promotion(errbuf, sizeof(errbuf)))
 	{
 		publish_error(errbuf);
@@ -757,6 +803,405 @@ act_promote(const ClusterView *view, const LocalState *local)
 			(errmsg("pg_autoha: promoted: \"%s\" leads cluster \"%s\" on timeline %u (%.0f ms after taking the key)",
 					local->name, autoha_cluster_name, tli,
 					(fence_now_us() - started) / 1000.0)));
+
+	/*
+	 * Taking the key in this loop attached it to our lease, so etcd
+	 * confirmed the lease alive when it received that transaction: accept
+	 * writes now, from that send time, rather than a whole loop later.
+	 */
+	if (ws.key_taken_sent_us != 0)
+	{
+		ws.fence_deadline_us = fence_deadline_after(ws.key_taken_sent_us);
+		if (ws.fence_deadline_us > fence_now_us())
+			fence_lower(ws.fence_deadline_us);
+	}
+	note_promotion(view, tli);
+}
+
+
+/* ---------- switchover, demotion, rewind, history ---------- */
+
+/*
+ * Delete the "failover" key, but only the request we decided on: a newer
+ * one (another mod_revision) is left for the next loop to look at.
+ */
+static void
+clear_request(const ClusterView *view, const char *why)
+{
+	/* why: logged if given; a decision's reason was logged as a decision */
+	EtcdCompare cmp;
+	EtcdOp		del;
+	EtcdTxnResult txn;
+
+	memset(&cmp, 0, sizeof(cmp));
+	cmp.key = ws.failover_key;
+	cmp.target = ETCD_CMP_MOD;
+	cmp.result = ETCD_CMP_EQUAL;
+	cmp.number = view->failover.mod_revision;
+	memset(&del, 0, sizeof(del));
+	del.type = ETCD_OP_DELETE;
+	del.key = ws.failover_key;
+	if (etcd_txn(ws.etcd, &cmp, 1, &del, 1, NULL, 0, &txn) != ETCD_OK)
+	{
+		etcd_failed("could not delete the failover key");
+		return;
+	}
+	if (txn.succeeded && why != NULL)
+		ereport(WARNING, (errmsg("pg_autoha: %s", why)));
+}
+
+/* now as ISO 8601 in UTC with milliseconds, the way Patroni writes it */
+static void
+iso_timestamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm	tm;
+	char		base[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03ld+00:00", base, ts.tv_nsec / 1000000);
+}
+
+/*
+ * Append the pending line to the "history" key: read, append (or replace
+ * the line of the same timeline), write back only if nobody changed it in
+ * between.  Returns true once it is written.
+ */
+static bool
+write_history(void)
+{
+	EtcdRangeResult range;
+	EtcdCompare cmp;
+	EtcdOp		put;
+	EtcdTxnResult txn;
+	char	   *json;
+	char	   *value;
+	bool		ok;
+
+	if (etcd_range(ws.etcd, ws.history_key, false, &range) != ETCD_OK)
+	{
+		etcd_failed("could not read the history key");
+		return false;
+	}
+	json = dcs_history_append(range.nkvs > 0 ? range.kvs[0].value : NULL,
+							  ws.history_timeline, ws.history_lsn,
+							  ws.history_reason, ws.history_time,
+							  autoha_node_name);
+	if (json == NULL)
+		return false;
+	value = pstrdup(json);
+	free(json);
+
+	memset(&cmp, 0, sizeof(cmp));
+	cmp.key = ws.history_key;
+	if (range.nkvs > 0)
+	{
+		cmp.target = ETCD_CMP_MOD;
+		cmp.number = range.kvs[0].mod_revision;
+	}
+	else
+		cmp.target = ETCD_CMP_CREATE;
+	cmp.result = ETCD_CMP_EQUAL;
+	memset(&put, 0, sizeof(put));
+	put.type = ETCD_OP_PUT;
+	put.key = ws.history_key;
+	put.value = value;
+	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	{
+		etcd_failed("could not write the history key");
+		return false;
+	}
+	ok = txn.succeeded;
+	if (ok)
+		ereport(LOG,
+				(errmsg("pg_autoha: history: timeline %u ended at %X/%X (%s); \"%s\" leads on timeline %u",
+						ws.history_timeline, LSN_FORMAT_ARGS(ws.history_lsn),
+						ws.history_reason, autoha_node_name, ws.history_timeline + 1)));
+	return ok;
+}
+
+/*
+ * After our promotion: note what happened for the "history" key, from the
+ * timeline history file (where the old timeline ended) and from the
+ * request that led here, if any.
+ */
+static void
+note_promotion(const ClusterView *view, TimeLineID tli)
+{
+	uint32		parent;
+	uint64		lsn;
+	const char *old = ws.last_leader_name[0] ? ws.last_leader_name : NULL;
+
+	if (!node_switch_point(tli, &parent, &lsn))
+		return;
+	ws.history_timeline = parent;
+	ws.history_lsn = lsn;
+	if (view->failover.present && strcmp(view->failover.member, autoha_node_name) == 0)
+		snprintf(ws.history_reason, sizeof(ws.history_reason), "%s%s%s",
+				 view->failover.leader[0] ? "switchover" : "manual failover",
+				 view->failover.leader[0] || old ? " from " : "",
+				 view->failover.leader[0] ? view->failover.leader : old ? old : "");
+	else
+		snprintf(ws.history_reason, sizeof(ws.history_reason), "failover%s%s",
+				 old ? " from " : "", old ? old : "");
+	iso_timestamp(ws.history_time, sizeof(ws.history_time));
+	ws.history_pending = true;	/* written by the next loops, once we lead */
+}
+
+/* wait a little on the latch, honouring shutdown and postmaster death */
+static void
+short_wait(long ms)
+{
+	int			rc;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ShutdownRequestPending)
+		exit_on_sigterm();
+	rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH,
+				   ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	if (rc & WL_POSTMASTER_DEATH)
+		exit_worker("postmaster died", true);
+}
+
+/*
+ * A crash restart (exit code 2: the postmaster restarts every process and
+ * the startup process reads standby.signal again) brings this server back
+ * as a replica, with no outside help.  Every client connection is cut, so
+ * no commit in flight is acknowledged.
+ */
+static void pg_attribute_noreturn()
+restart_as_replica(const char *leader)
+{
+	ereport(LOG,
+			(errmsg("pg_autoha: restarting this server as a replica of \"%s\"; the crash restart that follows is intended",
+					leader)));
+	proc_exit(2);
+}
+
+/*
+ * A switchover, on the leader.  Prepare to restart as the target's replica,
+ * fence writes (and cut client sessions), wait for the
+ * target to replay all our WAL, then in one transaction that applies only
+ * while the key is ours: delete the leader key, publish our final position
+ * in "status" (the target takes over only once it has received that much),
+ * and name the target in "failover" so that it alone may take the key.
+ * Then restart as its replica (standby.signal and primary_conninfo were
+ * written before the fence went up).
+ */
+static void
+act_handover(const ClusterView *view, const LocalState *local, const char *target_name)
+{
+	const MemberInfo *target = ha_find_member(view, target_name);
+	int64		start = fence_now_us();
+	int64		last_renewal = start;
+	uint64		flush = 0;
+	uint64		target_flush = 0;
+	uint64		target_replay = 0;
+	char		errbuf[AUTOHA_ERROR_LEN];
+	char		why[AUTOHA_ERROR_LEN];
+	char	   *status_json;
+	char	   *status;
+	char	   *request_json;
+	char	   *request;
+	EtcdCompare cmp[2];
+	EtcdOp		ops[3];
+	EtcdTxnResult txn;
+	bool		handed = false;
+
+	if (target == NULL)
+		return;
+
+	/*
+	 * standby.signal and primary_conninfo first, while writes go on: a
+	 * primary ignores both until it restarts.
+	 */
+	if (!node_prepare_standby(target, errbuf, sizeof(errbuf)))
+	{
+		snprintf(why, sizeof(why), "cancelled the switchover to \"%s\": could not prepare to restart as its replica: %s",
+				 target_name, errbuf);
+		clear_request(view, why);
+		return;
+	}
+	start = fence_now_us();
+	raise_fence(false, psprintf("switchover: handing the leader key over to \"%s\"", target_name));
+	ereport(LOG,
+			(errmsg("pg_autoha: switchover to \"%s\": writes are fenced; waiting for it to replay all of this server's WAL",
+					target_name)));
+
+	for (;;)
+	{
+		flush = node_flush_position();
+		if (!node_replica_position(target_name, &target_flush, &target_replay,
+								   errbuf, sizeof(errbuf)))
+		{
+			snprintf(why, sizeof(why), "cancelled the switchover to \"%s\": %s", target_name, errbuf);
+			goto cancel;
+		}
+		if (target_replay >= flush)
+			break;
+		if (fence_now_us() - start > (int64) HANDOVER_CATCHUP_MS * 1000)
+		{
+			snprintf(why, sizeof(why),
+					 "cancelled the switchover to \"%s\": it did not replay this server's WAL up to %X/%X within %d ms "
+					 "(it replayed up to %X/%X); writes are accepted again",
+					 target_name, LSN_FORMAT_ARGS(flush), HANDOVER_CATCHUP_MS,
+					 LSN_FORMAT_ARGS(target_replay));
+			goto cancel;
+		}
+		if (fence_now_us() - last_renewal > (int64) ws.loop_wait * 1000)
+		{
+			renew_lease();
+			last_renewal = fence_now_us();
+		}
+		short_wait(2);
+	}
+
+	flush = node_flush_position();
+	/*
+	 * Not marked as a shutdown: the target needs no wait for our stream to
+	 * end, it takes over as soon as it has received up to flush.  WAL we
+	 * write after this point (no client commit passes the fence; only
+	 * background work, such as a standby snapshot) is drained to it below;
+	 * should some of it miss the target anyway, this server finds itself
+	 * diverged after its restart and is rewound, which costs only its own
+	 * rejoin time, never an acknowledged write.
+	 */
+	status_json = dcs_status_json(flush, local->timeline, false);
+	status = pstrdup(status_json);
+	free(status_json);
+	request_json = dcs_failover_json(autoha_node_name, target_name);
+	request = pstrdup(request_json);
+	free(request_json);
+	leader_key_is_ours(cmp);
+	memset(ops, 0, sizeof(ops));
+	ops[0].type = ETCD_OP_DELETE;
+	ops[0].key = ws.leader_key;
+	ops[1].type = ETCD_OP_PUT;
+	ops[1].key = ws.status_key;
+	ops[1].value = status;
+	ops[2].type = ETCD_OP_PUT;
+	ops[2].key = ws.failover_key;
+	ops[2].value = request;
+	if (etcd_txn(ws.etcd, cmp, 2, ops, 3, NULL, 0, &txn) == ETCD_OK)
+		handed = txn.succeeded;
+	else
+		etcd_failed("could not hand the leader key over");
+
+	if (handed)
+	{
+		int64		drained = fence_now_us();
+
+		/* let our last WAL reach the target before the restart cuts the stream */
+		while (target_flush < flush &&
+			   fence_now_us() - drained < (int64) HANDOVER_DRAIN_MS * 1000)
+		{
+			short_wait(1);
+			if (!node_replica_position(target_name, &target_flush, &target_replay,
+									   errbuf, sizeof(errbuf)))
+				break;
+		}
+		ereport(LOG,
+				(errmsg("pg_autoha: switchover: handed the leader key to \"%s\" at %X/%X, %.0f ms after fencing writes",
+						target_name, LSN_FORMAT_ARGS(flush),
+						(fence_now_us() - start) / 1000.0)));
+	}
+	else
+	{
+		/*
+		 * The key may or may not be ours any more: do not find out the hard
+		 * way.  Revoking the lease drops it in any case, and the restart
+		 * below makes this server a replica, which is safe whoever leads.
+		 */
+		ereport(WARNING,
+				(errmsg("pg_autoha: switchover to \"%s\": the handover transaction did not apply; releasing the lease and restarting as a replica",
+						target_name)));
+		release_lease("switchover handover failed", false);
+	}
+	restart_as_replica(target_name);
+
+cancel:
+	node_cancel_standby();
+	clear_request(view, why);
+}
+
+/*
+ * Another member leads and this server is a primary (it was frozen, cut
+ * off, or restarted after a failover): become its replica.  If our WAL
+ * went past the new timeline's fork point, the replica cannot follow and
+ * the next loops see it diverged (HA_REWIND).
+ */
+static void
+act_demote(const ClusterView *view, const char *leader_name)
+{
+	const MemberInfo *leader = ha_find_member(view, leader_name);
+	char		errbuf[AUTOHA_ERROR_LEN];
+
+	if (leader == NULL)
+		return;
+	if (!restart_after_crash)
+	{
+		publish_error("cannot rejoin as a replica in place: restart_after_crash is off, so the crash restart "
+					  "that demotes this server would stop it; it stays a fenced primary "
+					  "(turn restart_after_crash on, or restart it with standby.signal)");
+		return;
+	}
+	if (!node_prepare_standby(leader, errbuf, sizeof(errbuf)))
+	{
+		char		msg[AUTOHA_ERROR_LEN];
+
+		snprintf(msg, sizeof(msg), "could not prepare to rejoin as a replica of \"%s\": %s",
+				 leader_name, errbuf);
+		publish_error(msg);
+		return;
+	}
+	/* let the postmaster take in the reload before it restarts everything */
+	short_wait(100);
+	restart_as_replica(leader_name);
+}
+
+/* Is there a recent attempt to rewind this server that did not help? */
+static bool
+rewind_attempted_recently(char *msg, size_t len)
+{
+	struct stat st;
+	time_t		age;
+
+	if (stat(REWIND_ATTEMPT_FILE, &st) != 0)
+		return false;
+	age = time(NULL) - st.st_mtime;
+	if (age < 0 || age >= REWIND_RETRY_S)
+		return false;
+	snprintf(msg, len,
+			 "this server's WAL diverged from the leader's; pg_autoha_rejoin was started %ld s ago to rewind it "
+			 "(its output is in the server log); it is not started again until %d s after that "
+			 "(remove \"%s\" from the data directory to allow it sooner)",
+			 (long) age, REWIND_RETRY_S, REWIND_ATTEMPT_FILE);
+	return true;
+}
+
+static void
+act_rewind(void)
+{
+	char		errbuf[AUTOHA_ERROR_LEN];
+	FILE	   *f;
+
+	if (!node_can_rewind(errbuf, sizeof(errbuf)) ||
+		rewind_attempted_recently(errbuf, sizeof(errbuf)))
+	{
+		publish_error(errbuf);
+		return;
+	}
+	f = AllocateFile(REWIND_ATTEMPT_FILE, "w");
+	if (f != NULL)
+	{
+		fprintf(f, "%ld\n", (long) time(NULL));
+		FreeFile(f);
+	}
+	if (!node_spawn_rejoin(errbuf, sizeof(errbuf)))
+		publish_error(errbuf);
 }
 
 static void
@@ -791,6 +1236,11 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 			break;
 
 		case HA_FOLLOW:
+			/* about to take over: have the others' slots ready beforehand */
+			if (view->failover.present &&
+				strcmp(view->failover.member, local->name) == 0 &&
+				node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
+				publish_error(errbuf);
 			leader = ha_find_member(view, d->leader);
 			if (leader != NULL && leader->host[0] != '\0' && leader->port > 0)
 			{
@@ -808,9 +1258,23 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 			publish_error(d->reason);
 			break;
 
+		case HA_HANDOVER:
+			act_handover(view, local, d->leader);
+			break;
+
+		case HA_DEMOTE:
+			act_demote(view, d->leader);
+			break;
+
+		case HA_REWIND:
+			act_rewind();
+			break;
+
 		case HA_WAIT:
 			break;
 	}
+	if (d->clear_request)
+		clear_request(view, NULL);
 }
 
 /* ---------- the write fence ---------- */
@@ -961,6 +1425,7 @@ ha_cycle(void)
 
 		if (leader != NULL && leader->lsn > ws.last_leader_lsn)
 			ws.last_leader_lsn = leader->lsn;
+		strlcpy(ws.last_leader_name, view->leader, sizeof(ws.last_leader_name));
 		if (leader != NULL && leader->mod_revision != ws.leader_member_revision)
 		{
 			ws.leader_member_revision = leader->mod_revision;
@@ -982,6 +1447,17 @@ ha_cycle(void)
 		(fence_now_us() - ws.leaderless_start_us) / 1000;
 	local.member_wait_ms = 2 * (int64) ws.loop_wait;
 	local.stream_wait_ms = (int64) ws.ttl * 1000;
+	if (!view->failover.present)
+		ws.request_revision = 0;
+	else if (view->failover.mod_revision != ws.request_revision)
+	{
+		ws.request_revision = view->failover.mod_revision;
+		ws.request_seen_us = fence_now_us();
+	}
+	local.request_age_ms = ws.request_revision == 0 ? 0 :
+		(fence_now_us() - ws.request_seen_us) / 1000;
+	local.request_timeout_ms = REQUEST_TIMEOUT_MS;
+	local.handover_delay_ms = (int64) ws.loop_wait + 200;
 	node_followed_member(view, local.following, sizeof(local.following));
 
 	d = ha_decide(view, &local);
@@ -1001,10 +1477,14 @@ ha_cycle(void)
 			fence_lower(ws.fence_deadline_us);
 		}
 	}
-	else
+	else if (d.action != HA_HANDOVER)	/* it fences once it is ready */
 		raise_fence(local.in_recovery, d.reason);
 
 	act(&d, view, &local);
+	if (d.action == HA_LEAD && ws.history_pending && write_history())
+		ws.history_pending = false;
+	if (d.action == HA_FOLLOW && local.streaming)
+		unlink(REWIND_ATTEMPT_FILE);	/* following again: forget it */
 
 	/* a promotion or a new key changes what we are: look again */
 	node_observe(&local);
@@ -1015,6 +1495,10 @@ ha_cycle(void)
 	}
 	publish_cycle(view, &local, &d, is_leader);
 
+	/* a switchover to us is imminent: notice the handover at once */
+	if (view->failover.present && !is_leader &&
+		strcmp(view->failover.member, local.name) == 0)
+		return Min(ws.loop_wait, TARGET_POLL_MS);
 	if (!view->has_leader || !ws.system_verified || leader_seems_gone(is_leader))
 		return Min(ws.loop_wait, ELECTION_POLL_MS);
 	return ws.loop_wait;
@@ -1042,6 +1526,8 @@ autoha_worker_main(Datum main_arg)
 	dcs_key(ws.leader_key, sizeof(ws.leader_key), ws.prefix, "leader");
 	dcs_key(ws.initialize_key, sizeof(ws.initialize_key), ws.prefix, "initialize");
 	dcs_key(ws.status_key, sizeof(ws.status_key), ws.prefix, "status");
+	dcs_key(ws.failover_key, sizeof(ws.failover_key), ws.prefix, "failover");
+	dcs_key(ws.history_key, sizeof(ws.history_key), ws.prefix, "history");
 	{
 		char		suffix[AUTOHA_NAME_LEN + 16];
 

@@ -35,7 +35,7 @@ our @EXPORT = qw(
   autoha_conf make_cluster new_replica
   sql sql_ok autoha_node autoha_status in_recovery
   find_leader wait_for_leader wait_for_members wait_streaming
-  kill9_node poll_until now_s lsn_int cluster_name_for_test
+  kill9_node restart_killed_node poll_until now_s lsn_int cluster_name_for_test
   first_write
 );
 
@@ -599,6 +599,35 @@ sub kill9_node
 	push @orphans, @kids;
 	poll_until(sub { !_pid_alive($pid) }, 10, "postmaster $pid to die", 0.05);
 	return @kids;
+}
+
+# Start again a node whose postmaster was killed with kill9_node.  Its
+# children must have exited; the dead postmaster itself can stay a zombie
+# until init reaps it (slowly, on some machines), and PostgreSQL then takes
+# its postmaster.pid for a live server's: that lock file is stale, remove
+# it.  Returns seconds until started, or undef.
+sub restart_killed_node
+{
+	my ($node, $kids, $timeout) = @_;
+	my $pidfile = $node->data_dir . '/postmaster.pid';
+	wait_pids_gone($kids, $timeout // 30);
+	if (open(my $fh, '<', $pidfile))
+	{
+		my $pid = <$fh>;
+		close $fh;
+		chomp $pid if defined $pid;
+		if (defined $pid && $pid =~ /^\d+$/ && !_pid_alive($pid))
+		{
+			note("removing the stale postmaster.pid of dead postmaster $pid");
+			unlink $pidfile;
+		}
+	}
+	return poll_until(
+		sub {
+			$node->{_pid} = undef;
+			return $node->start(fail_ok => 1);
+		},
+		$timeout // 30, $node->name . ' to start again', 0.5);
 }
 
 # Wait until all given PIDs are gone; returns seconds or undef.

@@ -2,15 +2,19 @@
 # 090_fence_freeze: a leader frozen (SIGSTOP of the postmaster and every
 # child) for longer than the TTL loses its lease; a replica is elected and
 # takes the writes of a background writer that uses a multi-host connection
-# string with target_session_attrs=read-write.  When the old leader is
-# resumed (SIGCONT) it is still a primary, but it never again commits a
-# transaction that wrote, whatever path the write takes: plain INSERT, DDL,
+# string with target_session_attrs=read-write.  The cluster is then paused
+# (so that the old leader does not rejoin at once, see 160_rejoin), and when
+# the old leader is resumed (SIGCONT) it is still a primary, but it never
+# again commits a transaction that wrote, whatever path the write takes:
+# plain INSERT, DDL,
 # COPY, UPDATE/DELETE, PREPARE TRANSACTION, COMMIT PREPARED of a transaction
 # prepared before the freeze, synchronous_commit = off/local,
 # default_transaction_read_only = off, BEGIN READ WRITE, SET LOCAL.  Reads
 # keep working.  The writer's log is audited: every acknowledged write is on
 # the new leader, the old leader acknowledged nothing that was sent after the
-# fault, and the two servers' acknowledgements never overlap in time.
+# fault, and the two servers' acknowledgements never overlap in time.  After
+# autoha_resume() the old leader rejoins as a replica of the new one, and
+# none of the refused writes is on it.
 #
 # pg_autoha's synchronous mode does not exist yet, so with plain asynchronous
 # replication a commit acknowledged a few microseconds before the SIGSTOP may
@@ -307,6 +311,8 @@ my ($other) = grep { $_ != $new } @others;
 is(etcd_get($etcd, ckey($cluster, 'leader')), $new->name, 'the leader key names ' . $new->name);
 
 # ------------------------------------------------------------------ resume
+# paused: the old leader stays a fenced primary instead of rejoining
+sql_ok($new, 'SELECT autoha_pause()');
 my $log_offset = -s $old->logfile;
 my $t_cont = now_s();
 resume_frozen();
@@ -508,6 +514,15 @@ is_deeply(\@lost, [], 'every acknowledged write of the writer is on the new lead
 is(sql($new, "SELECT count(*) FROM t090 WHERE src LIKE 'attack%'"), '0', 'no attempt on the old leader reached the new leader');
 is(sql($new, "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'pre_freeze'"), '1',
 	'the transaction prepared before the freeze is still prepared on the new leader');
+
+# ------------------------------------------------------------------ rejoin
+sql_ok($new, 'SELECT autoha_resume()');
+ok(defined poll_until(sub { (in_recovery($old) // 0) == 1 }, 90, 'the old leader to rejoin'),
+	'after autoha_resume() the old leader rejoins as a replica');
+$old->_update_pid(1);
+ok(defined wait_streaming($new, [ $old, $other ], 120), 'the old leader streams from ' . $new->name);
+is(sql($old, "SELECT count(*) FROM t090 WHERE src LIKE 'attack%'"), '0', 'no attempt is on the old leader after it rejoined');
+$old->_update_pid(1);
 
 is(scalar(@AutohaTest::several_leaders), 0, 'never saw two leaders');
 done_testing();

@@ -2,13 +2,15 @@
 # 110_fenced_at_birth: a server that starts is fenced until its worker has
 # confirmed the leader lease (invariant 3).
 #
-# (a) The leader of a 3-server cluster is stopped, a replica takes over, and
-#     the old leader is started again as it was (no standby.signal): it comes
-#     up as a primary outside the cluster (automatic rejoin does not exist
-#     yet) and never commits a write, from the moment pg_ctl start returns:
+# (a) The leader of a 3-server cluster is stopped, a replica takes over, the
+#     cluster is paused (so that the old leader does not rejoin at once, see
+#     160_rejoin) and the old leader is started again as it was (no
+#     standby.signal): it comes up as a primary outside the cluster and
+#     never commits a write, from the moment pg_ctl start returns:
 #     plain INSERT, synchronous_commit = off with
 #     default_transaction_read_only = off, BEGIN READ WRITE.  autoha_node()
-#     says it is fenced and why; new sessions start read-only.
+#     says it is fenced and why; new sessions start read-only.  After
+#     autoha_resume() it rejoins as a replica of the new leader.
 # (b) A single-server cluster: its leader restarted (fast, then immediate,
 #     which leaves the old leader key behind on a lease the new worker does
 #     not hold) refuses writes until its worker holds a confirmed lease, then
@@ -111,6 +113,8 @@ ok(defined poll_until(sub { (sql($new, "INSERT INTO t110 (id, src) VALUES (20000
 note(sprintf('%s leads %.2f s after node1 was stopped', $new->name, now_s() - $t_stop));
 ok(!-e $n1->data_dir . '/standby.signal', 'node1 has no standby.signal');
 
+# paused: the old leader stays a fenced primary instead of rejoining
+sql_ok($new, 'SELECT autoha_pause()');
 my $log_offset = -s $n1->logfile;
 $n1->start;
 my $t_start = now_s();
@@ -167,6 +171,17 @@ unlike($log, qr/pg_autoha: write fence down/, 'node1 log: the fence never went d
 is(etcd_get($etcd, ckey($cluster, 'leader')), $new->name, 'the leader key still names ' . $new->name);
 my ($l) = wait_for_leader($nodes, 10);
 is($l && $l->name, $new->name, $new->name . ' is the only leader');
+like($info->{decision_reason} // '', qr/paused/, 'node1: paused, it says it stays fenced instead of rejoining');
+
+# resumed: it rejoins (through pg_rewind if its WAL went past the fork)
+sql_ok($new, 'SELECT autoha_resume()');
+ok(defined poll_until(sub { (in_recovery($n1) // 0) == 1 }, 90, 'node1 to rejoin'),
+	'after autoha_resume() node1 rejoins as a replica');
+$n1->_update_pid(1);
+ok(defined wait_streaming($new, [ grep { $_ != $new } @$nodes ], 120),
+	'node1 streams from ' . $new->name);
+is(sql($n1, "SELECT count(*) FROM t110 WHERE src LIKE 'old-primary%'"), '0', 'none of the refused writes is on node1');
+$n1->_update_pid(1);
 $_->stop('fast') for @$nodes;
 
 ############################################################################

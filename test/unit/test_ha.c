@@ -6,11 +6,13 @@
  *	  ha_local_position().  TAP output; no server, no network.
  *
  * Each row of the table describes one situation compactly: the cluster
- * view (initialize key, leader key and its lease, status key, members) and
- * this server's local state, then the action ha_decide() must return, the
- * leader it must name (NULL: none) and a substring its reason must contain
- * (NULL: any non-empty reason).  build_view() and build_local() expand a
- * row into the real ClusterView and LocalState.
+ * view (initialize key, leader key and its lease, status key, failover key,
+ * pause, history, members) and this server's local state, then the action
+ * ha_decide() must return, the leader it must name (NULL: none), a
+ * substring its reason must contain (NULL: any non-empty reason) and
+ * whether it must delete the failover key (CLEARS; default: it must not).
+ * build_view() and build_local() expand a row into the real ClusterView
+ * and LocalState.
  *
  * Conventions of the rows:
  *	- the leader vanished at etcd revision LEFT_AT; a member whose
@@ -18,7 +20,14 @@
  *	- a candidate's waits are MEMBER_WAIT and STREAM_WAIT ms, and LATE is
  *	  past both;
  *	- every server and member has failover_priority 1 unless a row says
- *	  otherwise; MAX_LAG is autoha.maximum_lag_on_failover.
+ *	  otherwise; MAX_LAG is autoha.maximum_lag_on_failover;
+ *	- a failover key was first seen request_age_ms ago (0 unless a row says
+ *	  otherwise); it goes stale after REQUEST_TIMEOUT ms, and a leader hands
+ *	  over once it has seen it for HANDOVER_DELAY ms;
+ *	- a member is a streaming replica unless it is the leader (a primary,
+ *	  not streaming, unless MSTALE), MPRIMARY (a primary) or MNS (not
+ *	  streaming);
+ *	- autoha.use_pg_rewind is off unless a row sets .use_pg_rewind.
  *
  *-------------------------------------------------------------------------
  */
@@ -50,13 +59,22 @@
 #define STREAM_WAIT		3000
 #define LATE			10000
 
+/* failover key timing (ms) */
+#define REQUEST_TIMEOUT	30000
+#define HANDOVER_DELAY	2200
+
 #define MAX_LAG			((uint64_t) 1048576)
 #define PRIO			1
 
 /* positions */
 #define LSN				((uint64_t) 0x5000000)
+#define FORK			(LSN - 4096)	/* where timeline 1 ended in "history" */
 
 #define MAX_SPEC_MEMBERS 8
+#define MAX_SPEC_HISTORY 4
+
+/* the expected-clear column of a row: the decision deletes the failover key */
+#define CLEARS			true
 
 /* ------------------------------------------------------------------ */
 /* Compact descriptions of a view and of the local state               */
@@ -71,7 +89,26 @@ typedef struct MemberSpec
 	int			priority;
 	int64_t		mod_revision;
 	bool		primary;		/* publishes role "primary" */
+	bool		not_streaming;	/* publishes replication_state "" */
+	bool		stale;			/* the leader, still publishing what it was
+								 * before its promotion: a streaming replica */
 } MemberSpec;
+
+/* the "failover" key */
+typedef struct RequestSpec
+{
+	bool		present;		/* false: no failover key */
+	const char *leader;			/* NULL: not given */
+	const char *member;			/* NULL: not given */
+	bool		scheduled;
+} RequestSpec;
+
+/* a line of the "history" key; timeline 0 ends the list */
+typedef struct HistorySpec
+{
+	uint32_t	timeline;
+	uint64_t	lsn;
+} HistorySpec;
 
 typedef struct ViewSpec
 {
@@ -81,6 +118,9 @@ typedef struct ViewSpec
 	uint64_t	leader_optime;	/* 0: no status key */
 	uint32_t	leader_timeline;	/* timeline in the status key, 0: none */
 	bool		leader_shutdown;	/* status key: the leader released it */
+	RequestSpec request;		/* the failover key */
+	bool		paused;			/* config key: "pause": true */
+	HistorySpec history[MAX_SPEC_HISTORY];	/* oldest first */
 
 	/*
 	 * If pad.name is set, the view is first filled with copies of pad named
@@ -99,6 +139,7 @@ typedef struct LocalSpec
 	bool		streaming;
 	uint64_t	receive_lsn;
 	uint64_t	replay_lsn;
+	uint32_t	receive_timeline;
 	uint64_t	write_lsn;
 	uint32_t	timeline;
 	bool		nofailover;
@@ -110,6 +151,10 @@ typedef struct LocalSpec
 	int64_t		leaderless_ms;
 	int64_t		member_wait_ms;
 	int64_t		stream_wait_ms;
+	int64_t		request_age_ms;
+	int64_t		request_timeout_ms;
+	int64_t		handover_delay_ms;
+	bool		use_pg_rewind;
 } LocalSpec;
 
 typedef struct HaCase
@@ -120,13 +165,30 @@ typedef struct HaCase
 	HaAction	action;
 	const char *leader;			/* NULL: the decision names no leader */
 	const char *reason;			/* NULL: any non-empty reason */
+	bool		clear;			/* CLEARS: deletes the failover key */
 } HaCase;
 
-/* views (used inside braces; a row may add .leader_optime, .pad, .members) */
+/*
+ * views (used inside braces; a row may add .leader_optime, .paused, .pad,
+ * .members, a request and a history)
+ */
 #define NEW_CLUSTER			.initialize = NULL
 #define NO_LEADER			.initialize = SYSID
 #define LEADER(who, lease) \
 	.initialize = SYSID, .leader = (who), .leader_lease = (lease)
+
+/* the failover key: switchover from a leader (to = NULL: the best replica) */
+#define SWITCHOVER(from, to) \
+	.request = {.present = true, .leader = (from), .member = (to)}
+/* a manual failover: no leader named */
+#define FAILOVER(to) \
+	.request = {.present = true, .member = (to)}
+#define SCHEDULED(from, to) \
+	.request = {.present = true, .leader = (from), .member = (to), .scheduled = true}
+
+/* the history key: HISTORY(H(timeline, lsn), ...), oldest first */
+#define H(tl, l)					{(tl), (l)}
+#define HISTORY(...)				.history = {__VA_ARGS__}
 
 /* members: M(name, timeline, lsn, mod_revision) and variants */
 #define MEMBER(n, tl, l, rev, prio, nofail) \
@@ -142,23 +204,43 @@ typedef struct HaCase
 	}
 #define MP(n, tl, l, rev, prio)		MEMBER(n, tl, l, rev, prio, false)
 #define MNF(n, tl, l, rev)			MEMBER(n, tl, l, rev, PRIO, true)
+#define MNS(n, tl, l, rev) \
+	{ \
+		.name = (n), .timeline = (tl), .lsn = (l), .priority = PRIO, \
+		.mod_revision = (rev), .not_streaming = true \
+	}
+#define MSTALE(n, tl, l, rev) \
+	{ \
+		.name = (n), .timeline = (tl), .lsn = (l), .priority = PRIO, \
+		.mod_revision = (rev), .stale = true \
+	}
 
 /*
  * Local states (used inside braces; a row may add the fields a macro leaves
- * out: .is_leader, .streaming, .nofailover, .last_leader_lsn).
+ * out: .is_leader, .streaming, .nofailover, .last_leader_lsn,
+ * .receive_timeline, .request_age_ms, .use_pg_rewind).
  */
 #define COMMON(n, tl) \
 	.name = (n), .sysid = SYSID, .timeline = (tl), .priority = PRIO, \
 	.maximum_lag = MAX_LAG, .member_wait_ms = MEMBER_WAIT, \
-	.stream_wait_ms = STREAM_WAIT
+	.stream_wait_ms = STREAM_WAIT, .request_timeout_ms = REQUEST_TIMEOUT, \
+	.handover_delay_ms = HANDOVER_DELAY
 
 /* a primary, with a leader key in view or not */
 #define PRIMARY(n, tl, l) \
 	COMMON(n, tl), .in_recovery = false, .write_lsn = (l)
 
+/* the primary holding the leader key with our lease */
+#define LEADING(n, tl, l)		PRIMARY(n, tl, l), .is_leader = true
+
 /* a replica while the cluster has a leader */
 #define REPLICA(n, tl, l) \
 	COMMON(n, tl), .in_recovery = true, .receive_lsn = (l), .replay_lsn = (l)
+
+/* a replica that received up to recv and replayed up to replay */
+#define RECEIVER(n, tl, recv, replay) \
+	COMMON(n, tl), .in_recovery = true, \
+	.receive_lsn = (recv), .replay_lsn = (replay)
 
 /* a replica in an election: leaderless since LEFT_AT, for ms milliseconds */
 #define ELECTOR(n, tl, recv, replay, ms) \
@@ -173,6 +255,12 @@ typedef struct HaCase
 /* The table                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A row leaves out the clear column when the failover key must stay; the
+ * warning about that trailing field is off for the table only.
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const HaCase cases[] = {
 	/* 1. one system */
 	{
@@ -260,6 +348,189 @@ static const HaCase cases[] = {
 		HA_PROMOTE, "pg2", "still in recovery"
 	},
 
+	/* 2b. we lead and the failover key asks for a switchover */
+	{
+		"we lead, paused, no request: lead",
+		{LEADER("pg1", OUR_LEASE), .paused = true,
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN)},
+		HA_LEAD, "pg1", "holds the leader key"
+	},
+	{
+		"switchover to a replica in sync, seen for handover_delay: hand over",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg2", "handing the leader key over to \"pg2\""
+	},
+	{
+		"switchover seen for less than handover_delay: lead, keep the request",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY - 1},
+		HA_LEAD, "pg1", "starts once it has seen the request"
+	},
+	{
+		"switchover to a replica exactly maximum_lag behind: hand over",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - MAX_LAG, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg2", NULL
+	},
+	{
+		"switchover to a replica one byte past maximum_lag, request young: lead, keep it",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - MAX_LAG - 1, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = REQUEST_TIMEOUT - 1},
+		HA_LEAD, "pg1", "waits for it to catch up"
+	},
+	{
+		"switchover to a replica still past maximum_lag at request_timeout: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - MAX_LAG - 1, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = REQUEST_TIMEOUT},
+		HA_LEAD, "pg1", "did not come within", CLEARS
+	},
+	{
+		"manual failover (no leader named) to a replica while we lead: hand over",
+		{LEADER("pg1", OUR_LEASE), FAILOVER("pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg2", NULL
+	},
+	{
+		"switchover without a member: hand over to the most advanced replica",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - 100, LIVE),
+		M("pg3", 1, LSN - 50, LIVE), M("pg4", 1, LSN - 200, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg3", "\"pg3\""
+	},
+	{
+		"switchover without a member, equal positions: the higher priority",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), MP("pg2", 1, LSN - 10, LIVE, 1),
+		MP("pg3", 1, LSN - 10, LIVE, 5), MP("pg4", 1, LSN - 10, LIVE, 2)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg3", NULL
+	},
+	{
+		"switchover without a member: more WAL beats a higher priority",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), MP("pg2", 1, LSN - 1, LIVE, 9),
+		MP("pg3", 1, LSN, LIVE, 0)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg3", NULL
+	},
+	{
+		"switchover without a member skips a primary, nofailover, not streaming, other timeline",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), MPRIMARY("pg2", 1, LSN + 100, LIVE),
+		MNF("pg3", 1, LSN + 100, LIVE), MNS("pg4", 1, LSN + 100, LIVE),
+		M("pg5", 2, LSN + 100, LIVE), M("pg6", 1, LSN - 100, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg6", NULL
+	},
+	{
+		"switchover without a member never picks the leader's own stale replica entry",
+		{LEADER("pg2", OUR_LEASE), SWITCHOVER("pg2", NULL),
+		.members = {M("pg1", 2, LSN - 100, LIVE), MSTALE("pg2", 2, LSN, LIVE)}},
+		{LEADING("pg2", 2, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_HANDOVER, "pg1", NULL
+	},
+	{
+		"switchover without a member, the best replica lags: lead, keep the request",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - 2 * MAX_LAG, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "\"pg2\" waits for it to catch up"
+	},
+	{
+		"switchover without a member, no eligible replica: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), MNF("pg2", 1, LSN, LIVE),
+		MNS("pg3", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "no member can take over", CLEARS
+	},
+	{
+		"switchover without a member, we are the only member: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN)},
+		HA_LEAD, "pg1", "no member can take over", CLEARS
+	},
+	{
+		"switchover that made us the leader: complete, delete it",
+		{LEADER("pg2", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 2, LSN, LIVE)}},
+		{LEADING("pg2", 2, LSN)},
+		HA_LEAD, "pg2", "the switchover to it is complete", CLEARS
+	},
+	{
+		"manual failover that made us the leader: complete, delete it",
+		{LEADER("pg1", OUR_LEASE), FAILOVER("pg1"),
+		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 2, LSN), .request_age_ms = REQUEST_TIMEOUT},
+		HA_LEAD, "pg1", "the failover to it is complete", CLEARS
+	},
+	{
+		"scheduled switchover: cancel",
+		{LEADER("pg1", OUR_LEASE), SCHEDULED("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "scheduled_at", CLEARS
+	},
+	{
+		"switchover from another leader: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg3", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "names leader \"pg3\"", CLEARS
+	},
+	{
+		"switchover while paused: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"), .paused = true,
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "paused", CLEARS
+	},
+	{
+		"switchover to a member not in the cluster: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg9"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "\"pg9\" is not a member", CLEARS
+	},
+	{
+		"switchover to a primary: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), MPRIMARY("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "not a replica", CLEARS
+	},
+	{
+		"switchover to a nofailover replica: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), MNF("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "nofailover", CLEARS
+	},
+	{
+		"switchover to a replica that is not streaming: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), MNS("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "not streaming", CLEARS
+	},
+	{
+		"switchover to a replica on another timeline: cancel",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 2, LSN), .request_age_ms = HANDOVER_DELAY},
+		HA_LEAD, "pg1", "on timeline 1, the leader on 2", CLEARS
+	},
+
 	/* 3. someone else leads */
 	{
 		"another leader, replica: follow it",
@@ -288,23 +559,137 @@ static const HaCase cases[] = {
 		HA_WAIT, "pg1", "pg1"
 	},
 	{
-		"another leader while we are a primary: stand aside",
+		"another leader while we are a primary: demote",
 		{LEADER("pg1", THEIR_LEASE),
 		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
 		{PRIMARY("pg2", 1, LSN)},
-		HA_STAND_ASIDE, "pg1", "primary"
+		HA_DEMOTE, "pg1", "rejoining as its replica"
 	},
 	{
-		"another leader while we are a primary ahead of it: stand aside",
+		"another leader while we are a primary ahead of it: demote",
 		{LEADER("pg1", THEIR_LEASE), .members = {M("pg1", 1, LSN, LIVE)}},
 		{PRIMARY("pg2", 1, LSN + 4096)},
-		HA_STAND_ASIDE, "pg1", "\"pg1\""
+		HA_DEMOTE, "pg1", "\"pg1\""
+	},
+	{
+		"another leader while we are a primary, paused: stand aside",
+		{LEADER("pg1", THEIR_LEASE), .paused = true,
+		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg2", 1, LSN)},
+		HA_STAND_ASIDE, "pg1", "paused"
 	},
 	{
 		"another leader missing from members while we are a primary: stand aside",
 		{LEADER("pg1", THEIR_LEASE)},
 		{PRIMARY("pg2", 1, LSN)},
-		HA_STAND_ASIDE, "pg1", NULL
+		HA_STAND_ASIDE, "pg1", "publish its address"
+	},
+	{
+		"another leader, primary, a failover key naming us changes nothing: demote",
+		{LEADER("pg1", THEIR_LEASE), FAILOVER("pg2"),
+		.members = {M("pg1", 2, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{PRIMARY("pg2", 1, LSN)},
+		HA_DEMOTE, "pg1", NULL
+	},
+
+	/*
+	 * 3b. a replica whose WAL went past the leader's timeline switch: pg1
+	 * leads on timeline 2, which forked off timeline 1 at FORK.
+	 */
+	{
+		"diverged replica (replayed past the fork), use_pg_rewind: rewind",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE), MNS("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_REWIND, "pg1", "rewinding it with pg_rewind"
+	},
+	{
+		"diverged replica, use_pg_rewind off: wait",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE), MNS("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1},
+		HA_WAIT, "pg1", "autoha.use_pg_rewind is off"
+	},
+	{
+		"diverged replica, paused: wait",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)), .paused = true,
+		.members = {M("pg1", 2, LSN, LIVE), MNS("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_WAIT, "pg1", "the cluster is paused"
+	},
+	{
+		"replayed exactly up to the fork: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE)}},
+		{REPLICA("pg2", 1, FORK), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"replayed up to the fork, received past it on our timeline: rewind",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE)}},
+		{RECEIVER("pg2", 1, FORK + 1, FORK), .receive_timeline = 1,
+		.use_pg_rewind = true},
+		HA_REWIND, "pg1", NULL
+	},
+	{
+		/* timeline 2 went on past FORK; only timeline 1's WAL could diverge */
+		"replayed up to the fork, received past it on the next timeline: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK), H(2, FORK + 4096)),
+		.members = {M("pg1", 3, LSN, LIVE)}},
+		{RECEIVER("pg2", 1, FORK + 1, FORK), .receive_timeline = 2,
+		.use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"past the fork but already receiving the leader's timeline: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 2, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"past the fork but streaming: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .streaming = true,
+		.use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"past a fork line of our timeline, but the leader is on our timeline: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 2, LSN, LIVE)}},
+		{REPLICA("pg2", 2, LSN), .receive_timeline = 2, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"leader's timeline unknown (0): follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
+		.members = {M("pg1", 0, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"no history line for our timeline: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(2, FORK)),
+		.members = {M("pg1", 3, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"the history line of our timeline counts, not an earlier one: rewind",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, LSN + 100), H(2, FORK)),
+		.members = {M("pg1", 3, LSN + 4096, LIVE)}},
+		{REPLICA("pg2", 2, LSN), .receive_timeline = 2, .use_pg_rewind = true},
+		HA_REWIND, "pg1", NULL
+	},
+	{
+		"the history line of our timeline counts, not a later one: follow",
+		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, LSN + 100), H(2, FORK)),
+		.members = {M("pg1", 3, LSN + 4096, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
+		HA_FOLLOW, "pg1", NULL
 	},
 
 	/* 4a. nobody leads, we are a primary */
@@ -396,6 +781,46 @@ static const HaCase cases[] = {
 		"no leader, status key on an older timeline further ahead: acquire",
 		{NO_LEADER, .leader_optime = LSN + 64 * MAX_LAG, .leader_timeline = 1},
 		{PRIMARY("pg1", 2, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, primary, a live switchover names another member: wait",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_WAIT, NULL, "switchover to \"pg2\" is in progress"
+	},
+	{
+		"no leader, primary, a live manual failover names another member: wait",
+		{NO_LEADER, FAILOVER("pg2"), .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .request_age_ms = REQUEST_TIMEOUT,
+		.leaderless_ms = REQUEST_TIMEOUT - 1},
+		HA_WAIT, NULL, "failover to \"pg2\" is in progress"
+	},
+	{
+		"no leader, primary, the failover key names us: acquire",
+		{NO_LEADER, FAILOVER("pg1"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, primary, a stale request names another member: acquire",
+		{NO_LEADER, FAILOVER("pg2"), .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN), .request_age_ms = REQUEST_TIMEOUT,
+		.leaderless_ms = REQUEST_TIMEOUT},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"no leader, primary, a request names a member not listed: acquire",
+		{NO_LEADER, FAILOVER("pg9"), .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		/* the pause stops promotions, not a running primary taking the key */
+		"no leader, primary, paused: acquire",
+		{NO_LEADER, .paused = true, .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
 		HA_ACQUIRE, NULL, NULL
 	},
 	{
@@ -670,6 +1095,178 @@ static const HaCase cases[] = {
 		HA_PROMOTE, "pg2", NULL
 	},
 
+	/* 4c. elections with a failover key, or paused */
+	{
+		"election: a live switchover to another member: wait",
+		{NO_LEADER, SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN - 100, SILENT), M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "switchover to \"pg3\" is in progress"
+	},
+	{
+		"election: a live manual failover to another member: wait",
+		{NO_LEADER, FAILOVER("pg3"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "failover to \"pg3\" is in progress"
+	},
+	{
+		"election: request seen past request_timeout, leaderless for less: live, wait",
+		{NO_LEADER, SWITCHOVER("pg1", "pg3"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, REQUEST_TIMEOUT - 1),
+		.request_age_ms = REQUEST_TIMEOUT},
+		HA_WAIT, NULL, "in progress"
+	},
+	{
+		"election: leaderless past request_timeout, request seen for less: live, wait",
+		{NO_LEADER, FAILOVER("pg3"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, REQUEST_TIMEOUT),
+		.request_age_ms = REQUEST_TIMEOUT - 1},
+		HA_WAIT, NULL, "in progress"
+	},
+	{
+		"election: request and leaderless both past request_timeout: stale, promote",
+		{NO_LEADER, SWITCHOVER("pg1", "pg3"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, REQUEST_TIMEOUT),
+		.request_age_ms = REQUEST_TIMEOUT},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: a scheduled request to another member is ignored: promote",
+		{NO_LEADER, SCHEDULED("pg1", "pg3"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: a request to a member no longer listed is ignored: promote",
+		{NO_LEADER, FAILOVER("pg9"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: a switchover naming no member is ignored: promote",
+		{NO_LEADER, SWITCHOVER("pg1", NULL), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"election: a manual failover to us, lagging past maximum_lag: promote",
+		{NO_LEADER, FAILOVER("pg2"), .leader_optime = LSN + 2 * MAX_LAG,
+		.leader_timeline = 1, .members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN), .last_leader_lsn = LSN + 4 * MAX_LAG},
+		HA_PROMOTE, "pg2", "manual failover names this replica"
+	},
+	{
+		"election: a manual failover to us though a member is ahead: promote",
+		{NO_LEADER, FAILOVER("pg2"),
+		.members = {M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN + 4096, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "manual failover"
+	},
+	{
+		"election: a manual failover to us, not all received WAL replayed: wait",
+		{NO_LEADER, FAILOVER("pg2"), .members = {M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 1, LATE)},
+		HA_WAIT, NULL, "replayed"
+	},
+	{
+		"election: a manual failover to us, streaming, replay behind: promote",
+		{NO_LEADER, FAILOVER("pg2"), .members = {M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 1, LATE), .streaming = true},
+		HA_PROMOTE, "pg2", "manual failover"
+	},
+	{
+		"election: a manual failover to us within stream_wait after a shutdown release: wait",
+		{NO_LEADER, FAILOVER("pg2"), .leader_shutdown = true,
+		.members = {M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, STREAM_WAIT - 1), .streaming = true},
+		HA_WAIT, NULL, "stream"
+	},
+	{
+		"election: a manual failover to us, status key on a later timeline: wait",
+		{NO_LEADER, FAILOVER("pg2"), .leader_optime = LSN - 100,
+		.leader_timeline = 2, .members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "still on timeline 1"
+	},
+	{
+		"election: a manual failover to us with nofailover: wait",
+		{NO_LEADER, FAILOVER("pg2"), .members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN), .nofailover = true},
+		HA_WAIT, NULL, "nofailover"
+	},
+	{
+		"election: a switchover to us with the old leader's last position: promote",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .leader_optime = LSN,
+		.leader_timeline = 1,
+		.members = {M("pg1", 1, LSN, SILENT), M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_PROMOTE, "pg2", "switchover names this replica"
+	},
+	{
+		"election: a switchover to us, one byte short of the old leader's position: wait",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .leader_optime = LSN + 1,
+		.leader_timeline = 1,
+		.members = {M("pg1", 1, LSN + 1, SILENT), M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_WAIT, NULL, "waits for the old leader's last WAL"
+	},
+	{
+		"election: a switchover to us, status key ahead without a timeline: wait",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .leader_optime = LSN + 1,
+		.members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "last WAL"
+	},
+	{
+		"election: a switchover to us, received (not replayed) the last position: promote",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .leader_optime = LSN,
+		.leader_timeline = 1, .members = {M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN - 100, LATE), .streaming = true},
+		HA_PROMOTE, "pg2", "switchover"
+	},
+	{
+		"election: a switchover to us, status key ahead on an older timeline: promote",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"), .leader_optime = LSN + 4096,
+		.leader_timeline = 1, .members = {M("pg2", 2, LSN, LIVE)}},
+		{CANDIDATE("pg2", 2, LSN)},
+		HA_PROMOTE, "pg2", "switchover"
+	},
+	{
+		"election: a switchover to us, no status key, a member ahead: promote",
+		{NO_LEADER, SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN + 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "switchover"
+	},
+	{
+		"election: paused, no request: wait",
+		{NO_LEADER, .paused = true, .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "the cluster is paused"
+	},
+	{
+		"election: paused, a stale request to us: wait",
+		{NO_LEADER, .paused = true, FAILOVER("pg2"),
+		.members = {M("pg2", 1, LSN, LIVE)}},
+		{ELECTOR("pg2", 1, LSN, LSN, REQUEST_TIMEOUT),
+		.request_age_ms = REQUEST_TIMEOUT},
+		HA_WAIT, NULL, "paused"
+	},
+	{
+		"election: paused, a live manual failover to us: promote",
+		{NO_LEADER, .paused = true, FAILOVER("pg2"),
+		.members = {M("pg2", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", "manual failover"
+	},
+	{
+		"election: paused, a live manual failover to another member: wait",
+		{NO_LEADER, .paused = true, FAILOVER("pg3"),
+		.members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "failover to \"pg3\" is in progress"
+	},
+
 	/* a full view */
 	{
 		"full view: AUTOHA_MAX_MEMBERS members all behind: promote",
@@ -706,6 +1303,7 @@ static const HaCase cases[] = {
 		HA_WAIT, NULL, "\"last\""
 	},
 };
+#pragma GCC diagnostic pop
 
 #define NCASES ((int) (sizeof(cases) / sizeof(cases[0])))
 
@@ -719,13 +1317,15 @@ add_member(ClusterView *view, const MemberSpec *spec, const char *name,
 {
 	MemberInfo *m = &view->members[view->nmembers++];
 
+	if (spec->stale)
+		is_leader = false;
 	memset(m, 0, sizeof(*m));
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	snprintf(m->role, sizeof(m->role), "%s",
 			 is_leader || spec->primary ? "primary" : "replica");
 	snprintf(m->state, sizeof(m->state), "running");
 	snprintf(m->replication_state, sizeof(m->replication_state), "%s",
-			 is_leader ? "" : "streaming");
+			 is_leader || spec->not_streaming ? "" : "streaming");
 	snprintf(m->host, sizeof(m->host), "10.0.0.%d", view->nmembers);
 	m->port = 5432;
 	m->timeline = spec->timeline;
@@ -767,6 +1367,29 @@ build_view(const ViewSpec *spec, ClusterView *view)
 		view->leader_optime = spec->leader_optime;
 		view->leader_timeline = spec->leader_timeline;
 	}
+	if (spec->request.present)
+	{
+		FailoverRequest *r = &view->failover;
+
+		r->present = true;
+		snprintf(r->leader, sizeof(r->leader), "%s",
+				 spec->request.leader != NULL ? spec->request.leader : "");
+		snprintf(r->member, sizeof(r->member), "%s",
+				 spec->request.member != NULL ? spec->request.member : "");
+		r->scheduled = spec->request.scheduled;
+		r->mod_revision = READ_AT - 1;
+	}
+	view->paused = spec->paused;
+	for (i = 0; i < MAX_SPEC_HISTORY && spec->history[i].timeline != 0; i++)
+	{
+		HistoryEntry *h = &view->history[view->nhistory++];
+
+		h->timeline = spec->history[i].timeline;
+		h->lsn = spec->history[i].lsn;
+		snprintf(h->reason, sizeof(h->reason), "no recovery target specified");
+		snprintf(h->timestamp, sizeof(h->timestamp), "2024-05-01T12:00:0%d+00:00", i);
+		snprintf(h->new_leader, sizeof(h->new_leader), "pg%d", i + 1);
+	}
 
 	while (nexplicit < MAX_SPEC_MEMBERS && spec->members[nexplicit].name != NULL)
 		nexplicit++;
@@ -803,6 +1426,7 @@ build_local(const LocalSpec *spec, LocalState *local)
 	local->streaming = spec->streaming;
 	local->receive_lsn = spec->receive_lsn;
 	local->replay_lsn = spec->replay_lsn;
+	local->receive_timeline = spec->receive_timeline;
 	local->write_lsn = spec->write_lsn;
 	local->timeline = spec->timeline;
 	local->nofailover = spec->nofailover;
@@ -814,6 +1438,10 @@ build_local(const LocalSpec *spec, LocalState *local)
 	local->leaderless_ms = spec->leaderless_ms;
 	local->member_wait_ms = spec->member_wait_ms;
 	local->stream_wait_ms = spec->stream_wait_ms;
+	local->request_age_ms = spec->request_age_ms;
+	local->request_timeout_ms = spec->request_timeout_ms;
+	local->handover_delay_ms = spec->handover_delay_ms;
+	local->use_pg_rewind = spec->use_pg_rewind;
 }
 
 /* ------------------------------------------------------------------ */
@@ -861,7 +1489,9 @@ test_decisions(void)
 					strstr(d.reason, c->reason) != NULL,
 					"%s: reason mentions '%s'", c->name, c->reason);
 		}
-		if (d.action != c->action ||
+		UNIT_OK(d.clear_request == c->clear, "%s: %s the failover key",
+				c->name, c->clear ? "deletes" : "keeps");
+		if (d.action != c->action || d.clear_request != c->clear ||
 			(c->reason != NULL && strstr(d.reason, c->reason) == NULL))
 			printf("#   reason: %s\n", d.reason);
 	}
@@ -883,6 +1513,9 @@ test_action_names(void)
 		{HA_FOLLOW, "follow"},
 		{HA_PROMOTE, "promote"},
 		{HA_STAND_ASIDE, "stand aside"},
+		{HA_HANDOVER, "hand over"},
+		{HA_DEMOTE, "demote"},
+		{HA_REWIND, "rewind"},
 	};
 	int			i;
 
