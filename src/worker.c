@@ -1365,7 +1365,8 @@ log_decision(const HaDecision *d)
 		return;
 	/* waiting reasons carry changing numbers; log only the action change */
 	if (d->action != ws.last_action || d->action != HA_WAIT)
-		ereport(LOG, (errmsg("pg_autoha: %s: %s", ha_action_name(d->action), d->reason)));
+		ereport(d->clear_request && strncmp(d->reason, "cancelled", 9) == 0 ? WARNING : LOG,
+				(errmsg("pg_autoha: %s: %s", ha_action_name(d->action), d->reason)));
 	ws.last_action = d->action;
 	strlcpy(ws.last_reason, d->reason, sizeof(ws.last_reason));
 }

@@ -163,4 +163,34 @@ like($raw // '', qr/^\[\[1,\d+,"switchover from node1","[^"]+","node2"\],/,
 	'the history key is in Patroni\'s format');
 is(etcd_get($etcd, ckey($cluster, 'failover')), undef, 'no failover key is left behind');
 
+# ---------------------------------------------------------------- a lagging target
+# node3 stops receiving (its WAL receiver stopped) and falls more than
+# maximum_lag_on_failover behind: the leader waits for it without fencing
+# anything, gives up after 30 s and cancels the request, and the caller gets
+# an error that says so.
+($leader) = wait_for_leader($nodes, 30);
+my $lagger = (grep { $_ != $leader } @$nodes)[0];
+$_->append_conf('postgresql.conf', "autoha.maximum_lag_on_failover = '64kB'\n") for @$nodes;
+$_->reload for @$nodes;
+my $wr = sql_ok($lagger, 'SELECT pid FROM pg_stat_wal_receiver');
+kill 'STOP', $wr;
+sql_ok($leader, 'CREATE TABLE t130_d AS SELECT g AS id, repeat(\'x\', 100) AS pad FROM generate_series(1, 20000) g');
+my $loff = -s $leader->logfile;
+my $t0 = now_s();
+my ($res, $err) = sql($lagger, "SELECT autoha_switchover('${\ $lagger->name}')", timeout => 120);
+my $waited = now_s() - $t0;
+kill 'CONT', $wr;
+ok(!defined $res, 'a switchover to a replica that does not catch up fails');
+like($err // '', qr/leader "\Q${\ $leader->name}\E" cancelled the switchover/, 'the error says the leader cancelled it');
+like($err // '', qr/HINT:.*server log of "\Q${\ $leader->name}\E"/, 'with a hint where to read why');
+note(sprintf('the lagging switchover was given up after %.1f s', $waited));
+cmp_ok($waited, '>=', 25, 'the leader waited for the target before giving up');
+my $llog = slurp_file($leader->logfile, $loff);
+like($llog, qr/cancelled the switchover request: "\Q${\ $lagger->name}\E" did not come within autoha.maximum_lag_on_failover/,
+	'the leader logged why');
+unlike($llog, qr/switchover: handing the leader key over to "\Q${\ $lagger->name}\E"/,
+	'the leader never fenced writes for it');
+is(sql($leader, "SELECT current_setting('autoha.fenced')"), 'off', 'the leader still accepts writes');
+is(etcd_get($etcd, ckey($cluster, 'failover')), undef, 'the cancelled request is gone');
+
 done_testing();
