@@ -366,6 +366,33 @@ decide_leader(const ClusterView *view, const LocalState *local)
 }
 
 /*
+ * During a switchover to another replica, the other replicas stream from
+ * the target already (cascading replication): when it promotes, their
+ * stream goes on across the timeline switch, so the new leader has
+ * standbys, synchronous ones included, from its first moment instead of
+ * after each replica has noticed the new leader and reconnected.  Only for
+ * a live request naming the leader and a target that is a streaming
+ * replica on our timeline.
+ */
+static const MemberInfo *
+switchover_target_to_follow(const ClusterView *view, const LocalState *local)
+{
+	const FailoverRequest *r = &view->failover;
+	const MemberInfo *t;
+
+	if (!request_is_live(view, local) || r->leader[0] == '\0' ||
+		strcmp(r->leader, view->leader) != 0 ||
+		strcmp(r->member, local->name) == 0 || strcmp(r->member, view->leader) == 0)
+		return NULL;
+	t = ha_find_member(view, r->member);
+	if (t == NULL || strcmp(t->role, "replica") != 0 ||
+		strcmp(t->replication_state, "streaming") != 0 ||
+		(t->timeline != 0 && local->timeline != 0 && t->timeline != local->timeline))
+		return NULL;
+	return t;
+}
+
+/*
  * Has this replica's WAL gone past the point where the leader's timeline
  * forked off ours?  Then it can never follow: the startup process refuses
  * the new timeline, and only pg_rewind brings it back.  The fork point is
@@ -713,6 +740,14 @@ ha_decide(const ClusterView *view, const LocalState *local)
 			}
 			d = decision(HA_REWIND, view->leader);
 			set_reason(&d, "%s: rewinding it with pg_rewind", how);
+			return d;
+		}
+		if (switchover_target_to_follow(view, local) != NULL)
+		{
+			d = decision(HA_FOLLOW, view->failover.member);
+			set_reason(&d, "following \"%s\", the target of the switchover from leader \"%s\", "
+					   "so as to stream from it the moment it leads",
+					   view->failover.member, view->leader);
 			return d;
 		}
 		d = decision(HA_FOLLOW, view->leader);

@@ -308,7 +308,7 @@ static char requested[1024] = "";
  * that a dead leader floods the log with refused connections while the
  * worker polls at election speed.
  */
-#define WAKEUP_EVERY_US		400000
+#define WAKEUP_EVERY_US		250000
 static int64 last_wakeup_us = 0;
 
 void
@@ -426,6 +426,7 @@ node_ensure_slots(const ClusterView *view, const char *self,
 
 typedef struct TerminateArgs
 {
+	int			spare_pid;		/* 0: none */
 	int			terminated;
 } TerminateArgs;
 
@@ -435,12 +436,16 @@ terminate_in_transaction(void *arg)
 	TerminateArgs *args = (TerminateArgs *) arg;
 	int			rc;
 	bool		isnull;
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1];
 
+	values[0] = Int32GetDatum(args->spare_pid);
 	SPI_connect();
-	rc = SPI_execute("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
-					 "FROM pg_catalog.pg_stat_activity "
-					 "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid()",
-					 true, 1);
+	rc = SPI_execute_with_args("SELECT count(*) FILTER (WHERE pg_catalog.pg_terminate_backend(pid)) "
+							   "FROM pg_catalog.pg_stat_activity "
+							   "WHERE backend_type = 'client backend' AND pid <> pg_catalog.pg_backend_pid() "
+							   "AND pid <> $1",
+							   1, argtypes, values, NULL, true, 1);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not list client sessions: %s", SPI_result_code_string(rc));
 	args->terminated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -449,10 +454,11 @@ terminate_in_transaction(void *arg)
 }
 
 int
-node_terminate_client_sessions(char *errbuf, size_t errlen)
+node_terminate_client_sessions(int spare_pid, char *errbuf, size_t errlen)
 {
 	TerminateArgs args = {0};
 
+	args.spare_pid = spare_pid;
 	errbuf[0] = '\0';
 	if (!run_in_transaction(terminate_in_transaction, &args, true, errbuf, errlen))
 		return -1;
@@ -460,6 +466,36 @@ node_terminate_client_sessions(char *errbuf, size_t errlen)
 }
 
 /* ---------- switchover, demotion, rewind ---------- */
+
+static void
+writers_in_transaction(void *arg)
+{
+	int		   *n = (int *) arg;
+	int			rc;
+	bool		isnull;
+
+	SPI_connect();
+	rc = SPI_execute("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+					 "WHERE backend_type = 'client backend' AND backend_xid IS NOT NULL "
+					 "AND pid <> pg_catalog.pg_backend_pid()",
+					 true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not list client sessions: %s", SPI_result_code_string(rc));
+	*n = (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+}
+
+int
+node_client_writers(char *errbuf, size_t errlen)
+{
+	int			n = 0;
+
+	errbuf[0] = '\0';
+	if (!run_in_transaction(writers_in_transaction, &n, true, errbuf, errlen))
+		return -1;
+	return n;
+}
 
 typedef struct ReplicaPositionArgs
 {

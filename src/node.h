@@ -42,11 +42,12 @@ extern int	node_ensure_slots(const ClusterView *view, const char *self,
 							  char *errbuf, size_t errlen);
 
 /*
- * End every client session (not replication, not background workers), so
- * that pools reconnect to the leader once this server is fenced.  Returns
+ * End every client session (not replication, not background workers, not
+ * spare_pid), so that pools reconnect to the leader once this server is
+ * fenced.  Returns
  * how many were signalled, or -1 with errbuf set.
  */
-extern int	node_terminate_client_sessions(char *errbuf, size_t errlen);
+extern int	node_terminate_client_sessions(int spare_pid, char *errbuf, size_t errlen);
 
 /*
  * Switchover and rejoin.  node_replica_position: how far member name's
@@ -60,6 +61,8 @@ extern int	node_terminate_client_sessions(char *errbuf, size_t errlen);
 extern bool node_replica_position(const char *name, uint64 *flush, uint64 *replay,
 								  char *errbuf, size_t errlen);
 extern uint64 node_flush_position(void);
+/* client sessions with a transaction id (they will write a commit or abort) */
+extern int	node_client_writers(char *errbuf, size_t errlen);
 extern bool node_prepare_standby(const MemberInfo *leader, char *errbuf, size_t errlen);
 extern void node_cancel_standby(void);
 extern bool node_switch_point(uint32 timeline, uint32 *parent, uint64 *lsn);

@@ -50,6 +50,13 @@ typedef struct AutohaShared
 	LWLock	   *lock;
 	pid_t		worker_pid;
 
+	/*
+	 * A backend of this server waiting in autoha_switchover(): the fence
+	 * spares its session, and a leader handing over restarts only once it
+	 * has seen the new leader and returned (or after a timeout).
+	 */
+	pid_t		request_waiter_pid;
+
 	/* latest view of the cluster */
 	bool		view_valid;
 	TimestampTz view_time;		/* when it was read */

@@ -343,6 +343,19 @@ wait_for_new_leader(Cluster *c, const char *what, const char *old_leader,
 	}
 }
 
+/*
+ * While a backend waits for its switchover, the fence spares its session
+ * and, on the leader, the restart into a replica waits for it to return.
+ */
+static void
+set_waiter(pid_t pid)
+{
+	LWLockAcquire(autoha_shared->lock, LW_EXCLUSIVE);
+	if (pid != 0 || autoha_shared->request_waiter_pid == MyProcPid)
+		autoha_shared->request_waiter_pid = pid;
+	LWLockRelease(autoha_shared->lock);
+}
+
 static char *
 do_switchover(Cluster *c, const char *target)
 {
@@ -389,10 +402,30 @@ do_switchover(Cluster *c, const char *target)
 	}
 	else
 	{
+		/*
+		 * Name the best replica in the request (most WAL, then priority,
+		 * then name, as the leader would choose): the target then gets ready
+		 * (it polls etcd fast, makes the other members' slots) and the other
+		 * replicas stream from it before the handover.
+		 */
+		const MemberInfo *best = NULL;
+
 		for (i = 0; i < v->nmembers; i++)
-			if (strcmp(v->members[i].name, leader->name) != 0 &&
-				not_eligible(&v->members[i], leader) == NULL)
-				anyone = true;
+		{
+			const MemberInfo *m = &v->members[i];
+
+			if (strcmp(m->name, leader->name) == 0 || not_eligible(m, leader) != NULL)
+				continue;
+			anyone = true;
+			if (best == NULL || m->lsn > best->lsn ||
+				(m->lsn == best->lsn &&
+				 (m->failover_priority > best->failover_priority ||
+				  (m->failover_priority == best->failover_priority &&
+				   strcmp(m->name, best->name) < 0))))
+				best = m;
+		}
+		if (best != NULL)
+			target = pstrdup(best->name);
 		if (!anyone)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -403,6 +436,7 @@ do_switchover(Cluster *c, const char *target)
 	}
 
 	old_leader = pstrdup(leader->name);
+	set_waiter(MyProcPid);
 	revision = put_request(c, old_leader, target);
 	return wait_for_new_leader(c, "switchover", old_leader, target, revision);
 }
@@ -427,6 +461,7 @@ autoha_switchover(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
+		set_waiter(0);
 		close_cluster(&c);
 	}
 	PG_END_TRY();

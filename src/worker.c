@@ -65,6 +65,8 @@
 #define HANDOVER_CATCHUP_MS		5000
 /* and this long, after handing over, for its last WAL to reach the target */
 #define HANDOVER_DRAIN_MS		200
+/* and at most this long for autoha_switchover() called here to return */
+#define HANDOVER_WAITER_MS		10000
 /* after starting pg_autoha_rejoin, do not start it again for this long */
 #define REWIND_RETRY_S			600
 #define REWIND_ATTEMPT_FILE		"pg_autoha_rewind.attempt"
@@ -240,6 +242,20 @@ publish_cycle(const ClusterView *view, const LocalState *local,
 		ws.last_logged_error[0] = '\0';
 	}
 	LWLockRelease(autoha_shared->lock);
+}
+
+/* The backend of this server waiting in autoha_switchover(), if alive. */
+static pid_t
+request_waiter(void)
+{
+	pid_t		pid;
+
+	LWLockAcquire(autoha_shared->lock, LW_SHARED);
+	pid = autoha_shared->request_waiter_pid;
+	LWLockRelease(autoha_shared->lock);
+	if (pid != 0 && kill(pid, 0) != 0)
+		pid = 0;
+	return pid;
 }
 
 /* ---------- settings ---------- */
@@ -779,10 +795,15 @@ act_promote(const ClusterView *view, const LocalState *local)
 	publish_role("promoting", true, local->name);
 
 	/*
-	 * Slots for the other members are made once we lead (HA_LEAD), not
-	 * now: each costs an fsync or two, and writes wait for the promotion.
-	 * A replica that repoints before its slot exists retries.
+	 * Slots for the other members before the promotion, so that they can
+	 * stream from us as soon as they repoint (a physical slot can be created
+	 * on a standby): in synchronous mode that is when writes resume.  A
+	 * switchover target made them when it was named, so this costs nothing
+	 * then; a failure here is retried once we lead.
 	 */
+	if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
+		ereport(LOG, (errmsg("pg_autoha: could not create slots before promotion: %s", errbuf)));
+
 	if (!node_request_promotion(errbuf, sizeof(errbuf)))
 	{
 		publish_error(errbuf);
@@ -1031,6 +1052,16 @@ act_handover(const ClusterView *view, const LocalState *local, const char *targe
 			(errmsg("pg_autoha: switchover to \"%s\": writes are fenced; waiting for it to replay all of this server's WAL",
 					target_name)));
 
+	/*
+	 * The terminated sessions that had a transaction going write its abort
+	 * record as they exit: let them, so that our final position includes
+	 * it and the target gets it before it takes over (else this server's
+	 * WAL would end past the new timeline's start and need a rewind).
+	 */
+	while (node_client_writers(errbuf, sizeof(errbuf)) > 0 &&
+		   fence_now_us() - start < (int64) HANDOVER_DRAIN_MS * 1000)
+		short_wait(1);
+
 	for (;;)
 	{
 		flush = node_flush_position();
@@ -1107,6 +1138,16 @@ act_handover(const ClusterView *view, const LocalState *local, const char *targe
 				(errmsg("pg_autoha: switchover: handed the leader key to \"%s\" at %X/%X, %.0f ms after fencing writes",
 						target_name, LSN_FORMAT_ARGS(flush),
 						(fence_now_us() - start) / 1000.0)));
+
+		/*
+		 * Called on this server, autoha_switchover() is waiting to see the
+		 * new leader accept writes: let it, the restart would cut it off.
+		 * We stay fenced meanwhile.
+		 */
+		drained = fence_now_us();
+		while (request_waiter() != 0 &&
+			   fence_now_us() - drained < (int64) HANDOVER_WAITER_MS * 1000)
+			short_wait(10);
 	}
 	else
 	{
@@ -1306,7 +1347,7 @@ raise_fence(bool in_recovery, const char *reason)
 		return false;
 	if (in_recovery)
 		return true;
-	n = node_terminate_client_sessions(errbuf, sizeof(errbuf));
+	n = node_terminate_client_sessions(request_waiter(), errbuf, sizeof(errbuf));
 	if (n < 0)
 		publish_error(errbuf);
 	else if (n > 0)

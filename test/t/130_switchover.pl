@@ -9,7 +9,9 @@
 #    by itself (a crash restart into standby mode, no rewind) and stays fenced
 #    throughout;
 #  - and back: autoha_switchover('node1') on node1 itself;
-#  - autoha_switchover() with no target picks the most advanced replica;
+#  - autoha_switchover() with no target, called on the leader itself, picks
+#    the most advanced replica and returns it (the leader's restart into a
+#    replica waits for the call to return);
 #  - autoha_history() records each handover as "switchover from <old>".
 # The write pause of each handover is printed (the benchmark measures it).
 
@@ -145,9 +147,11 @@ ok(defined poll_until(
 		30, 'node2 to publish a position ahead of node3'),
 	'node2 is ahead of node3 in etcd');
 my $off3 = -s $n1->logfile;
-my $r = sql($n3, 'SELECT autoha_switchover()', timeout => 90);
+# called on the leader itself: its session is spared by the fence, and the
+# leader restarts only once the call has returned
+my $r = sql($n1, 'SELECT autoha_switchover()', timeout => 90);
 kill 'CONT', $wr3;
-is($r, 'node2', 'autoha_switchover() picks the most advanced replica, node2');
+is($r, 'node2', 'autoha_switchover() on the leader picks the most advanced replica, node2, and returns it');
 check_rejoined($n1, $n2, $off3);
 is(sql($n2, 'SELECT count(*) FROM t130_c'), '20000', 'node2 has every row');
 

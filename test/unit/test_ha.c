@@ -540,6 +540,41 @@ static const HaCase cases[] = {
 		HA_FOLLOW, "pg1", "following leader \"pg1\""
 	},
 	{
+		"switchover from the leader to another replica: stream from the target already",
+		{LEADER("pg1", THEIR_LEASE), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg3", "the target of the switchover from leader \"pg1\""
+	},
+	{
+		"switchover to us: keep following the leader",
+		{LEADER("pg1", THEIR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg1", "following leader \"pg1\""
+	},
+	{
+		"switchover naming another leader: follow the leader",
+		{LEADER("pg1", THEIR_LEASE), SWITCHOVER("pg9", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg1", "following leader \"pg1\""
+	},
+	{
+		"switchover to a target that is not streaming: follow the leader",
+		{LEADER("pg1", THEIR_LEASE), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE), MNS("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg1", "following leader \"pg1\""
+	},
+	{
+		"stale switchover request: follow the leader",
+		{LEADER("pg1", THEIR_LEASE), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN), .request_age_ms = REQUEST_TIMEOUT},
+		HA_FOLLOW, "pg1", "following leader \"pg1\""
+	},
+	{
 		"another leader, nofailover replica behind: follow it",
 		{LEADER("pg1", THEIR_LEASE),
 		.members = {M("pg1", 2, LSN, LIVE), M("pg3", 2, LSN, LIVE)}},
