@@ -245,7 +245,18 @@ switchover_target_ok(const MemberInfo *m, const LocalState *local,
 	return true;
 }
 
-/* The best switchover target: most advanced, then priority, then name. */
+/* Is a a better switchover target than b: more WAL, then priority, then name? */
+bool
+ha_better_switchover_target(const MemberInfo *a, const MemberInfo *b)
+{
+	if (a->lsn != b->lsn)
+		return a->lsn > b->lsn;
+	if (a->failover_priority != b->failover_priority)
+		return a->failover_priority > b->failover_priority;
+	return strcmp(a->name, b->name) < 0;
+}
+
+/* The best switchover target among the eligible members. */
 static const MemberInfo *
 best_switchover_target(const ClusterView *view, const LocalState *local)
 {
@@ -260,11 +271,7 @@ best_switchover_target(const ClusterView *view, const LocalState *local)
 		if (strcmp(m->name, local->name) == 0 ||
 			!switchover_target_ok(m, local, why, sizeof(why)))
 			continue;
-		if (best == NULL || m->lsn > best->lsn ||
-			(m->lsn == best->lsn &&
-			 (m->failover_priority > best->failover_priority ||
-			  (m->failover_priority == best->failover_priority &&
-			   strcmp(m->name, best->name) < 0))))
+		if (best == NULL || ha_better_switchover_target(m, best))
 			best = m;
 	}
 	return best;

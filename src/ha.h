@@ -189,6 +189,8 @@ typedef struct HaDecision
 extern HaDecision ha_decide(const ClusterView *view, const LocalState *local);
 extern const char *ha_action_name(HaAction action);
 extern const MemberInfo *ha_find_member(const ClusterView *view, const char *name);
+/* ranking of switchover targets (the SQL function names the best) */
+extern bool ha_better_switchover_target(const MemberInfo *a, const MemberInfo *b);
 /* position a member publishes for itself */
 extern uint64_t ha_local_position(const LocalState *local);
 

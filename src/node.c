@@ -2,7 +2,8 @@
  *
  * node.c
  *	  Effects on this server: observe it, promote it, point it at a leader,
- *	  keep replication slots for the other members.
+ *	  keep replication slots for the other members, prepare it to come back
+ *	  as a replica, start pg_autoha_rejoin to rewind it.
  *
  * Everything that touches PostgreSQL's state lives here so that the
  * decision (ha.c) stays pure and the loop (worker.c) stays readable.

@@ -2,7 +2,8 @@
  *
  * node.h
  *	  Effects on this server: observe it, promote it, point it at a leader,
- *	  keep replication slots for the other members.
+ *	  keep replication slots for the other members, prepare it to come back
+ *	  as a replica, start pg_autoha_rejoin to rewind it.
  *
  *-------------------------------------------------------------------------
  */

@@ -417,11 +417,7 @@ do_switchover(Cluster *c, const char *target)
 			if (strcmp(m->name, leader->name) == 0 || not_eligible(m, leader) != NULL)
 				continue;
 			anyone = true;
-			if (best == NULL || m->lsn > best->lsn ||
-				(m->lsn == best->lsn &&
-				 (m->failover_priority > best->failover_priority ||
-				  (m->failover_priority == best->failover_priority &&
-				   strcmp(m->name, best->name) < 0))))
+			if (best == NULL || ha_better_switchover_target(m, best))
 				best = m;
 		}
 		if (best != NULL)

@@ -9,7 +9,10 @@
  *	  2. publishes its member entry and reads the whole cluster in one etcd
  *		 transaction (and, if it still holds the leader key, the leader's
  *		 position in the "status" key),
- *	  3. asks ha_decide() what to do, and does it (node.c has the effects),
+ *	  3. asks ha_decide() what to do, and does it (node.c has the effects):
+ *		 lead, follow, promote, hand the leader key over in a switchover,
+ *		 demote this server in place (standby.signal and a crash restart),
+ *		 or start pg_autoha_rejoin to rewind it,
  *	  4. publishes what it saw and decided in shared memory for
  *		 autoha_status() and autoha_node(), and sleeps on its latch.
  *
