@@ -746,7 +746,7 @@ ha_decide(const ClusterView *view, const LocalState *local)
 				return d;
 			}
 			d = decision(HA_REWIND, view->leader);
-			set_reason(&d, "%s: rewinding it with pg_rewind", how);
+			set_reason(&d, "%s: it must be rewound (pg_rewind) before it can follow", how);
 			return d;
 		}
 		if (switchover_target_to_follow(view, local) != NULL)

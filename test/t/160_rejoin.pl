@@ -1,8 +1,8 @@
 
 # 160_rejoin: a diverged old primary comes back by itself.
 #
-#  - the leader acknowledges writes its replicas never receive (their WAL
-#    receivers are stopped), then is killed with kill -9; a replica takes
+#  - the leader acknowledges writes its replicas never receive (its WAL
+#    senders are stopped), then is killed with kill -9; a replica takes
 #    over without those writes;
 #  - the old primary's data directory is started again as it was (a primary,
 #    no standby.signal): it is fenced at birth, its worker sees another

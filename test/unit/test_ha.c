@@ -636,7 +636,7 @@ static const HaCase cases[] = {
 		{LEADER("pg1", THEIR_LEASE), HISTORY(H(1, FORK)),
 		.members = {M("pg1", 2, LSN, LIVE), MNS("pg2", 1, LSN, LIVE)}},
 		{REPLICA("pg2", 1, LSN), .receive_timeline = 1, .use_pg_rewind = true},
-		HA_REWIND, "pg1", "rewinding it with pg_rewind"
+		HA_REWIND, "pg1", "it must be rewound (pg_rewind) before it can follow"
 	},
 	{
 		"diverged replica, use_pg_rewind off: wait",
