@@ -2218,3 +2218,67 @@ etcd_txn(EtcdClient *client,
 	free(reply);
 	return reply_status(client, st, msg);
 }
+
+/*
+ * Conditional writes: the read-modify-write of a key that other clients may
+ * write too.  mod_revision is the key's mod_revision as last read, or 0 for
+ * "only if the key does not exist" (create_revision == 0).  *applied says
+ * whether the condition held; *revision (may be NULL) is the revision of
+ * the write.
+ */
+static void
+set_unchanged_compare(EtcdCompare *cmp, const char *key, int64_t mod_revision)
+{
+	memset(cmp, 0, sizeof(*cmp));
+	cmp->key = key;
+	cmp->target = mod_revision == 0 ? ETCD_CMP_CREATE : ETCD_CMP_MOD;
+	cmp->result = ETCD_CMP_EQUAL;
+	cmp->number = mod_revision;
+}
+
+static EtcdStatus
+txn_if_unchanged(EtcdClient *client, const char *key, int64_t mod_revision,
+				 const EtcdOp *op, bool *applied, int64_t *revision)
+{
+	EtcdCompare cmp;
+	EtcdTxnResult txn;
+	EtcdStatus	st;
+
+	*applied = false;
+	set_unchanged_compare(&cmp, key, mod_revision);
+	st = etcd_txn(client, &cmp, 1, op, 1, NULL, 0, &txn);
+	if (st != ETCD_OK)
+		return st;
+	*applied = txn.succeeded;
+	if (revision != NULL)
+		*revision = txn.revision;
+	etcd_txn_result_free(&txn);
+	return ETCD_OK;
+}
+
+EtcdStatus
+etcd_put_if_unchanged(EtcdClient *client, const char *key, const char *value,
+					  int64_t lease, int64_t mod_revision,
+					  bool *applied, int64_t *revision)
+{
+	EtcdOp		put;
+
+	memset(&put, 0, sizeof(put));
+	put.type = ETCD_OP_PUT;
+	put.key = key;
+	put.value = value;
+	put.lease = lease;
+	return txn_if_unchanged(client, key, mod_revision, &put, applied, revision);
+}
+
+EtcdStatus
+etcd_delete_if_unchanged(EtcdClient *client, const char *key,
+						 int64_t mod_revision, bool *applied)
+{
+	EtcdOp		del;
+
+	memset(&del, 0, sizeof(del));
+	del.type = ETCD_OP_DELETE;
+	del.key = key;
+	return txn_if_unchanged(client, key, mod_revision, &del, applied, NULL);
+}

@@ -160,6 +160,19 @@ extern EtcdStatus etcd_txn(EtcdClient *client,
 						   const EtcdOp *failure, int nfailure,
 						   EtcdTxnResult *result);
 
+/*
+ * Write or delete key only if it is unchanged since it was read:
+ * mod_revision is its mod_revision then, or 0 for "only if it does not
+ * exist".  *applied tells whether it was; *revision (may be NULL) is the
+ * revision of the write.
+ */
+extern EtcdStatus etcd_put_if_unchanged(EtcdClient *client, const char *key,
+										const char *value, int64_t lease,
+										int64_t mod_revision, bool *applied,
+										int64_t *revision);
+extern EtcdStatus etcd_delete_if_unchanged(EtcdClient *client, const char *key,
+										   int64_t mod_revision, bool *applied);
+
 extern void etcd_range_result_free(EtcdRangeResult *result);
 extern void etcd_txn_result_free(EtcdTxnResult *result);
 

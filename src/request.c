@@ -243,51 +243,33 @@ wake_worker(void)
 static int64
 put_request(Cluster *c, const char *leader, const char *member)
 {
-	EtcdCompare cmp;
-	EtcdOp		put;
-	EtcdTxnResult txn;
 	char	   *json = dcs_failover_json(leader, member);
 	char	   *value = pstrdup(json);
+	bool		written;
+	int64_t		revision = 0;
 
 	free(json);
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = cluster_key(c, "failover");
-	cmp.target = ETCD_CMP_CREATE;
-	cmp.result = ETCD_CMP_EQUAL;
-	cmp.number = 0;
-	memset(&put, 0, sizeof(put));
-	put.type = ETCD_OP_PUT;
-	put.key = c->key;
-	put.value = value;
-	if (etcd_txn(c->etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	if (etcd_put_if_unchanged(c->etcd, cluster_key(c, "failover"), value, 0, 0,
+							  &written, &revision) != ETCD_OK)
 		etcd_error(c, "write the failover key");
-	if (!txn.succeeded)
+	if (!written)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("a switchover or failover is already in progress in cluster \"%s\"",
 						autoha_cluster_name),
 				 errhint("Wait for it to finish and try again.")));
 	wake_worker();
-	return txn.revision;
+	return revision;
 }
 
 /* Drop our request if it is still there, unchanged. */
 static void
 drop_request(Cluster *c, int64 revision)
 {
-	EtcdCompare cmp;
-	EtcdOp		del;
-	EtcdTxnResult txn;
+	bool		dropped;
 
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = cluster_key(c, "failover");
-	cmp.target = ETCD_CMP_MOD;
-	cmp.result = ETCD_CMP_EQUAL;
-	cmp.number = revision;
-	memset(&del, 0, sizeof(del));
-	del.type = ETCD_OP_DELETE;
-	del.key = c->key;
-	(void) etcd_txn(c->etcd, &cmp, 1, &del, 1, NULL, 0, &txn);
+	(void) etcd_delete_if_unchanged(c->etcd, cluster_key(c, "failover"),
+									revision, &dropped);
 }
 
 /*
@@ -540,10 +522,8 @@ set_pause(Cluster *c, bool pause)
 	for (attempt = 0; attempt < 5; attempt++)
 	{
 		EtcdRangeResult range;
-		EtcdCompare cmp;
-		EtcdOp		put;
-		EtcdTxnResult txn;
 		const char *old;
+		bool		written;
 		bool		paused = false;
 		char	   *json;
 		char	   *value;
@@ -559,23 +539,11 @@ set_pause(Cluster *c, bool pause)
 		value = pstrdup(json);
 		free(json);
 
-		memset(&cmp, 0, sizeof(cmp));
-		cmp.key = c->key;
-		cmp.result = ETCD_CMP_EQUAL;
-		if (range.nkvs > 0)
-		{
-			cmp.target = ETCD_CMP_MOD;
-			cmp.number = range.kvs[0].mod_revision;
-		}
-		else
-			cmp.target = ETCD_CMP_CREATE;
-		memset(&put, 0, sizeof(put));
-		put.type = ETCD_OP_PUT;
-		put.key = c->key;
-		put.value = value;
-		if (etcd_txn(c->etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+		if (etcd_put_if_unchanged(c->etcd, c->key, value, 0,
+								  range.nkvs > 0 ? range.kvs[0].mod_revision : 0,
+								  &written, NULL) != ETCD_OK)
 			etcd_error(c, "write the config key");
-		if (txn.succeeded)
+		if (written)
 		{
 			wake_worker();
 			return true;

@@ -673,12 +673,10 @@ read_cluster(const LocalState *local, ClusterView *view)
  * servers can never both believe they started it.
  */
 static bool
-take_leader_key(int64 expected_create_revision)
+take_leader_key(void)
 {
 	int64		sent;
-	EtcdCompare cmp;
-	EtcdOp		put;
-	EtcdTxnResult txn;
+	bool		taken;
 
 	/*
 	 * The key must hang on a lease, or it would outlive us: a worker's first
@@ -687,51 +685,30 @@ take_leader_key(int64 expected_create_revision)
 	if (ws.lease_id == 0 && !grant_lease())
 		return false;
 
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = ws.leader_key;
-	cmp.target = ETCD_CMP_CREATE;
-	cmp.result = ETCD_CMP_EQUAL;
-	cmp.number = expected_create_revision;
-	memset(&put, 0, sizeof(put));
-	put.type = ETCD_OP_PUT;
-	put.key = ws.leader_key;
-	put.value = autoha_node_name;
-	put.lease = ws.lease_id;
-
 	sent = fence_now_us();
-	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	if (etcd_put_if_unchanged(ws.etcd, ws.leader_key, autoha_node_name,
+							  ws.lease_id, 0, &taken, NULL) != ETCD_OK)
 	{
 		etcd_failed("could not take the leader key");
 		return false;
 	}
-	if (txn.succeeded)
+	if (taken)
 		ws.key_taken_sent_us = sent;
-	return txn.succeeded;
+	return taken;
 }
 
 static bool
 initialize_cluster(const LocalState *local)
 {
-	EtcdCompare cmp;
-	EtcdOp		put;
-	EtcdTxnResult txn;
+	bool		created;
 
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = ws.initialize_key;
-	cmp.target = ETCD_CMP_CREATE;
-	cmp.result = ETCD_CMP_EQUAL;
-	cmp.number = 0;
-	memset(&put, 0, sizeof(put));
-	put.type = ETCD_OP_PUT;
-	put.key = ws.initialize_key;
-	put.value = local->sysid;
-
-	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	if (etcd_put_if_unchanged(ws.etcd, ws.initialize_key, local->sysid, 0, 0,
+							  &created, NULL) != ETCD_OK)
 	{
 		etcd_failed("could not initialize the cluster in etcd");
 		return false;
 	}
-	if (!txn.succeeded)
+	if (!created)
 		return false;			/* someone else did; re-read next loop */
 	ereport(LOG,
 			(errmsg("pg_autoha: initialized cluster \"%s\" in etcd with system identifier %s",
@@ -789,7 +766,7 @@ act_promote(const ClusterView *view, const LocalState *local)
 	/* the key first: only its holder may promote */
 	ws.key_taken_sent_us = 0;
 	if (!(view->has_leader && strcmp(view->leader, local->name) == 0) &&
-		!take_leader_key(0))
+		!take_leader_key())
 		return;
 
 	ereport(LOG,
@@ -853,24 +830,15 @@ static void
 clear_request(const ClusterView *view, const char *why)
 {
 	/* why: logged if given; a decision's reason was logged as a decision */
-	EtcdCompare cmp;
-	EtcdOp		del;
-	EtcdTxnResult txn;
+	bool		deleted;
 
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = ws.failover_key;
-	cmp.target = ETCD_CMP_MOD;
-	cmp.result = ETCD_CMP_EQUAL;
-	cmp.number = view->failover.mod_revision;
-	memset(&del, 0, sizeof(del));
-	del.type = ETCD_OP_DELETE;
-	del.key = ws.failover_key;
-	if (etcd_txn(ws.etcd, &cmp, 1, &del, 1, NULL, 0, &txn) != ETCD_OK)
+	if (etcd_delete_if_unchanged(ws.etcd, ws.failover_key,
+								 view->failover.mod_revision, &deleted) != ETCD_OK)
 	{
 		etcd_failed("could not delete the failover key");
 		return;
 	}
-	if (txn.succeeded && why != NULL)
+	if (deleted && why != NULL)
 		ereport(WARNING, (errmsg("pg_autoha: %s", why)));
 }
 
@@ -897,9 +865,6 @@ static bool
 write_history(void)
 {
 	EtcdRangeResult range;
-	EtcdCompare cmp;
-	EtcdOp		put;
-	EtcdTxnResult txn;
 	char	   *json;
 	char	   *value;
 	bool		ok;
@@ -918,26 +883,13 @@ write_history(void)
 	value = pstrdup(json);
 	free(json);
 
-	memset(&cmp, 0, sizeof(cmp));
-	cmp.key = ws.history_key;
-	if (range.nkvs > 0)
-	{
-		cmp.target = ETCD_CMP_MOD;
-		cmp.number = range.kvs[0].mod_revision;
-	}
-	else
-		cmp.target = ETCD_CMP_CREATE;
-	cmp.result = ETCD_CMP_EQUAL;
-	memset(&put, 0, sizeof(put));
-	put.type = ETCD_OP_PUT;
-	put.key = ws.history_key;
-	put.value = value;
-	if (etcd_txn(ws.etcd, &cmp, 1, &put, 1, NULL, 0, &txn) != ETCD_OK)
+	if (etcd_put_if_unchanged(ws.etcd, ws.history_key, value, 0,
+							  range.nkvs > 0 ? range.kvs[0].mod_revision : 0,
+							  &ok, NULL) != ETCD_OK)
 	{
 		etcd_failed("could not write the history key");
 		return false;
 	}
-	ok = txn.succeeded;
 	if (ok)
 		ereport(LOG,
 				(errmsg("pg_autoha: history: timeline %u ended at %X/%X (%s); \"%s\" leads on timeline %u",
@@ -1261,14 +1213,14 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 			break;
 
 		case HA_INITIALIZE:
-			if (initialize_cluster(local) && take_leader_key(0))
+			if (initialize_cluster(local) && take_leader_key())
 				ereport(LOG,
 						(errmsg("pg_autoha: \"%s\" leads cluster \"%s\"",
 								local->name, autoha_cluster_name)));
 			break;
 
 		case HA_ACQUIRE:
-			if (take_leader_key(0))
+			if (take_leader_key())
 				ereport(LOG,
 						(errmsg("pg_autoha: \"%s\" holds the leader key of cluster \"%s\"",
 								local->name, autoha_cluster_name)));

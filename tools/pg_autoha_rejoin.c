@@ -163,18 +163,27 @@ say(const char *fmt,...)
 	fflush(stdout);
 }
 
+/* one line on stderr: "pg_autoha_rejoin: <kind>: ..." */
+static void stderr_line(const char *kind, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+static void
+stderr_line(const char *kind, const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "%s: %s: ", progname, kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+}
+
 static void
 error_msg(const char *fmt,...)
 {
 	va_list		ap;
 
-	fflush(stdout);
-	fprintf(stderr, "%s: error: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	stderr_line("error", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
 }
 
 static void
@@ -182,13 +191,9 @@ hint_msg(const char *fmt,...)
 {
 	va_list		ap;
 
-	fflush(stdout);
-	fprintf(stderr, "%s: hint: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	stderr_line("hint", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
-	fflush(stderr);
 }
 
 static void *

@@ -402,6 +402,37 @@ test_txn(EtcdClient *c)
 			"txn putting with a revoked lease: %s (%s)", etcd_status_name(st), etcd_last_error(c));
 }
 
+/* etcd_put_if_unchanged / etcd_delete_if_unchanged: read-modify-write */
+static void
+test_conditional(EtcdClient *c)
+{
+	char		k[128];
+	bool		applied = true;
+	int64_t		rev1 = 0;
+	int64_t		rev2 = 0;
+	EtcdRangeResult r;
+
+	snprintf(k, sizeof(k), "%s", key("cond"));
+	UNIT_OK(etcd_put_if_unchanged(c, k, "a", 0, 0, &applied, &rev1) == ETCD_OK && applied && rev1 > 0,
+			"put if absent: written, revision %lld", (long long) rev1);
+	UNIT_OK(etcd_put_if_unchanged(c, k, "b", 0, 0, &applied, NULL) == ETCD_OK && !applied,
+			"put if absent: refused once the key exists");
+	UNIT_OK(etcd_put_if_unchanged(c, k, "b", 0, rev1 + 1000, &applied, NULL) == ETCD_OK && !applied,
+			"put if unchanged: refused for another mod_revision");
+	UNIT_OK(etcd_put_if_unchanged(c, k, "b", 0, rev1, &applied, &rev2) == ETCD_OK && applied && rev2 > rev1,
+			"put if unchanged: written for the mod_revision read");
+	UNIT_OK(etcd_range(c, k, false, &r) == ETCD_OK && r.nkvs == 1 && strcmp(r.kvs[0].value, "b") == 0 &&
+			r.kvs[0].mod_revision == rev2,
+			"the key holds the second value at the write's revision");
+	etcd_range_result_free(&r);
+	UNIT_OK(etcd_delete_if_unchanged(c, k, rev1, &applied) == ETCD_OK && !applied,
+			"delete if unchanged: refused for a stale mod_revision");
+	UNIT_OK(etcd_delete_if_unchanged(c, k, rev2, &applied) == ETCD_OK && applied,
+			"delete if unchanged: deleted for the current one");
+	UNIT_OK(etcd_range(c, k, false, &r) == ETCD_OK && r.nkvs == 0, "the key is gone");
+	etcd_range_result_free(&r);
+}
+
 static void
 test_failover_and_timeouts(void)
 {
@@ -615,6 +646,7 @@ main(int argc, char **argv)
 		UNIT_DONE();
 	test_leases_and_kv(c);
 	test_txn(c);
+	test_conditional(c);
 	etcd_client_destroy(c);
 	test_failover_and_timeouts();
 	if (tls_url != NULL)
