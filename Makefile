@@ -20,6 +20,7 @@ OBJS = \
 	src/node.o \
 	src/request.o \
 	src/sql.o \
+	src/syncset.o \
 	src/worker.o
 PGFILEDESC = "pg_autoha - automatic failover through a leader lease in etcd"
 
@@ -34,7 +35,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lcurl -ljansson
 
 # built by the rules below; named here because pgxs.mk reads EXTRA_CLEAN
-UNIT_TESTS = test/unit/test_ha test/unit/test_dcs test/unit/test_etcd_codec
+UNIT_TESTS = test/unit/test_ha test/unit/test_syncset test/unit/test_dcs test/unit/test_etcd_codec
 UNIT_LIVE = test/unit/test_etcd_live
 DRILL = drill/pg_autoha_drill
 REJOIN = tools/pg_autoha_rejoin
@@ -53,10 +54,12 @@ endif
 $(filter %.o,$(OBJS)): $(wildcard $(srcdir)/src/*.h)
 
 # Unit tests of the pure parts: plain C, no server, no network.
-UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Werror -I$(srcdir)/src
+UNIT_CFLAGS = -std=gnu99 -g -O0 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -Werror -I$(srcdir)/src
 
 test/unit/test_ha: test/unit/test_ha.c src/ha.c src/ha.h test/unit/unit.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_ha.c src/ha.c
+test/unit/test_syncset: test/unit/test_syncset.c src/syncset.c src/ha.c src/syncset.h src/ha.h test/unit/unit.h
+	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_syncset.c src/syncset.c src/ha.c
 test/unit/test_dcs: test/unit/test_dcs.c src/dcs.c src/etcd.c src/ha.c src/dcs.h test/unit/unit.h
 	$(CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dcs.c src/dcs.c src/etcd.c src/ha.c -lcurl -ljansson
 test/unit/test_etcd_codec: test/unit/test_etcd_codec.c src/etcd.c src/etcd.h test/unit/unit.h

@@ -25,7 +25,8 @@ RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'autoha_status'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
 
--- This server only: what its worker is doing and why.
+-- This server only: what its worker is doing and why; on the leader, the
+-- synchronous standbys its sync key lists.
 CREATE FUNCTION autoha_node(
 	OUT node_name text,
 	OUT cluster_name text,
@@ -44,7 +45,10 @@ CREATE FUNCTION autoha_node(
 	OUT last_error_at timestamptz,
 	OUT view_age interval,
 	OUT worker_pid integer,
-	OUT paused boolean)
+	OUT paused boolean,
+	OUT synchronous_mode text,
+	OUT synchronous_standby_names text,
+	OUT sync_standbys text[])
 RETURNS record
 AS 'MODULE_PATHNAME', 'autoha_node'
 LANGUAGE C STRICT VOLATILE PARALLEL SAFE;

@@ -46,6 +46,22 @@ int			autoha_maximum_lag_on_failover = 1024 * 1024;
 bool		autoha_nofailover = false;
 int			autoha_failover_priority = 1;
 bool		autoha_use_pg_rewind = true;
+int			autoha_synchronous_mode = SYNC_MODE_OFF;
+int			autoha_synchronous_node_count = 1;
+
+/* "on"/"off" also as the other boolean spellings, like a bool setting */
+static const struct config_enum_entry synchronous_mode_options[] = {
+	{"off", SYNC_MODE_OFF, false},
+	{"on", SYNC_MODE_ON, false},
+	{"strict", SYNC_MODE_STRICT, false},
+	{"false", SYNC_MODE_OFF, true},
+	{"true", SYNC_MODE_ON, true},
+	{"no", SYNC_MODE_OFF, true},
+	{"yes", SYNC_MODE_ON, true},
+	{"0", SYNC_MODE_OFF, true},
+	{"1", SYNC_MODE_ON, true},
+	{NULL, 0, false}
+};
 
 AutohaShared *autoha_shared = NULL;
 
@@ -310,6 +326,21 @@ define_settings(void)
 							 &autoha_use_pg_rewind, true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("autoha.synchronous_mode",
+							 "Whether the leader keeps synchronous_standby_names and the sync key.",
+							 "on: only a synchronous standby may be promoted after a failure, and "
+							 "commits go asynchronous when no standby is available; strict: they wait "
+							 "instead; off: synchronous_standby_names is left to you.",
+							 &autoha_synchronous_mode, SYNC_MODE_OFF,
+							 synchronous_mode_options,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("autoha.synchronous_node_count",
+							"Synchronous standbys the leader keeps in synchronous mode.",
+							"Every commit waits for all of them (ANY n with exactly n names).",
+							&autoha_synchronous_node_count, 1, 1, 16,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("autoha.etcd_username",
 							   "User name for etcd authentication; empty = no authentication.",
 							   NULL, &autoha_etcd_username, "",

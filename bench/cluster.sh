@@ -6,10 +6,9 @@
 #       etcd on BASE_PORT (peer BASE_PORT+1); servers n1..n3 on
 #       BASE_PORT+11..13, n1 the first leader, n2 and n3 its replicas.
 #       Sets CLUSTER_PORTS (array), NODE_DIRS (array), ETCD_PID.
-#   cluster_set_sync             synchronous_standby_names = 'ANY 1 (*)' on
-#       every server (ALTER SYSTEM + reload), once the replicas stream: set
-#       earlier, the first leader's CREATE EXTENSION would wait for a replica
-#       that does not exist yet.  By hand until pg_autoha manages it (#6).
+#   cluster_set_sync [MODE]      autoha.synchronous_mode = MODE (on) on every
+#       server (ALTER SYSTEM + reload), then wait until the leader's sync key
+#       lists a standby (MODE off: until it lists none)
 #   cluster_stop                 stop everything cluster_start started
 #   cluster_stop_dir DIR         the same, found from DIR alone (postmaster.pid
 #       files and etcd.pid): for a shell other than the one that started it
@@ -184,16 +183,23 @@ EOF
 }
 
 cluster_set_sync() {
-	local port
+	local port mode=${1:-on} want=1
+	[ "$mode" = off ] && want=0
 	for port in "${CLUSTER_PORTS[@]}"; do
-		psql_at "$port" -c "ALTER SYSTEM SET synchronous_standby_names = 'ANY 1 (*)'" -c 'SELECT pg_reload_conf()' >/dev/null
+		psql_at "$port" -c "ALTER SYSTEM SET autoha.synchronous_mode = '$mode'" -c 'SELECT pg_reload_conf()' >/dev/null
 	done
-	# wait until the leader reports a synchronous standby
+	# wait until the leader has a synchronous standby in the sync key (off:
+	# until the key is gone)
 	for _ in $(seq 1 100); do
-		[ "$(psql_at "${CLUSTER_PORTS[0]}" -c "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'quorum'" 2>/dev/null)" = 2 ] && return 0
+		port=$(leader_port || true)
+		[ -n "$port" ] && [ "$(psql_at "$port" -c "SELECT coalesce(cardinality(sync_standbys), 0) FROM autoha_node()" 2>/dev/null)" = $want ] && return 0
 		sleep 0.1
 	done
-	echo "synchronous replication did not start" >&2
+	if [ $want = 0 ]; then
+		echo "synchronous replication did not stop" >&2
+	else
+		echo "synchronous replication did not start" >&2
+	fi
 	return 1
 }
 

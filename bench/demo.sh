@@ -17,7 +17,8 @@
 #               node (kill -9 of every process of the leader),
 #               freeze (SIGSTOP of the leader for FREEZE_SECS, then SIGCONT) or
 #               switchover (a planned handover: SELECT autoha_switchover())
-#   SYNC        off (default) or on: synchronous_standby_names = 'ANY 1 (*)'
+#   SYNC        off (default) or on: autoha.synchronous_mode = on (pg_autoha keeps
+#               synchronous_standby_names and the sync key)
 #   FAULT_AT    second of the fault (default 10); DURATION of the drill
 #               (default FAULT_AT + 20, or FAULT_AT + FREEZE_SECS + 15 for freeze)
 #   FREEZE_SECS (default 30); RATE writes/s (default 100); WRITERS (default 4)
@@ -114,7 +115,7 @@ say "starting etcd and three servers in $DEMO_DIR (ttl ${TTL}s, loop_wait ${LOOP
 cluster_start "$DEMO_DIR" "$DEMO_PORT" demo "$TTL" "$LOOP_WAIT"
 # until pg_autoha manages it (issue #6): one of the two replicas confirms
 # every commit
-[ "$SYNC" = off ] || cluster_set_sync
+[ "$SYNC" = off ] || cluster_set_sync on
 
 status() {
 	local port out

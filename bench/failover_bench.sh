@@ -5,24 +5,27 @@
 # three servers (bench/cluster.sh), pg_autoha_drill writing through a
 # multi-host DSN, the fault injected into the leader FAULT_AT seconds in
 # (bench/fault.sh), and the drill's audit.  Then the worker's memory and CPU
-# while idle, and pgbench TPS without and with pg_autoha
-# (bench/pgbench_overhead.sh).  Prints a Markdown table and keeps it, every
-# drill report and every CSV in OUT.
+# while idle, pgbench TPS without and with pg_autoha on one server
+# (bench/pgbench_overhead.sh), and pgbench TPS on three servers with
+# autoha.synchronous_mode off and on (bench/pgbench_sync.sh).  Prints a
+# Markdown table and keeps it, every drill report and every CSV in OUT.
 #
 # Faults: postmaster  kill -9 of the leader's postmaster
 #         node        kill -9 of every process of the leader (no lease release)
 #         freeze      SIGSTOP of every process of the leader for FREEZE_SECS
 # Modes:  async       no synchronous replication
-#         sync        synchronous_standby_names = 'ANY 1 (*)', set by hand
-#                     until pg_autoha manages it (issue #6)
+#         sync        autoha.synchronous_mode = on, managed by pg_autoha
+#                     (the leader names one synchronous standby)
 #
 # Environment (make bench passes make variables of these names):
 #   RUNS (5), MODES ("async sync"), FAULTS ("postmaster node freeze switchover"),
-#   BASE_PORT (26600; the pgbench part uses BASE_PORT+100..+102),
+#   BASE_PORT (26600; the pgbench parts use BASE_PORT+100..+102 and
+#   BASE_PORT+200..+213),
 #   TTL (4 s), LOOP_WAIT (500 ms), RATE (100 writes/s), WRITERS (4),
 #   FAULT_AT (5 s), FREEZE_SECS (30), IDLE_SECS (30),
-#   PGBENCH_ROUNDS (5, 0 skips pgbench), PGBENCH_SECS (10): with
-#   synchronous_commit off and on,
+#   PGBENCH_ROUNDS (5, 0 skips pgbench), PGBENCH_SECS (10): one server with
+#   synchronous_commit off and on, three with autoha.synchronous_mode off
+#   and on,
 #   OUT (./bench-results), SKIP_INSTALL=1 (no package check, build, install)
 set -euo pipefail
 
@@ -94,7 +97,7 @@ for mode in $MODES; do
 		for run in $(seq 1 "$RUNS"); do
 			tag=$mode-$fault-$run
 			cluster_start "$WORK/$tag" "$BASE_PORT" "b$run" "$TTL" "$LOOP_WAIT"
-			[ "$mode" = async ] || cluster_set_sync
+			[ "$mode" = async ] || cluster_set_sync on
 			leader=$(leader_port) || die "$tag: no leader"
 			leader_dir=$(node_dir "$leader")
 			dsn=$(cluster_dsn)
@@ -178,6 +181,28 @@ if [ "$PGBENCH_ROUNDS" -gt 0 ]; then
 				END {print "- every round, alternating without/with:" r}' "$OUT/pgbench-$sc.txt"
 		} >>"$TABLE"
 	done
+
+	# the price of a synchronous standby: every commit also waits for its
+	# flush (synchronous_commit on, the default)
+	echo "== pgbench with synchronous replication off and on (3 servers)"
+	BASE_PORT=$((BASE_PORT + 200)) bash "$SRC/bench/pgbench_sync.sh" \
+		"$PGBENCH_ROUNDS" "$PGBENCH_SECS" | tee "$OUT/pgbench-sync.txt"
+	{
+		echo
+		echo "pgbench with synchronous replication off and on (TPC-B-like, 4 clients, scale 10, synchronous_commit on, ${PGBENCH_ROUNDS} rounds of ${PGBENCH_SECS} s, 3 servers, against the leader):"
+		echo
+		echo "| autoha.synchronous_mode | median tps | every round |"
+		echo "|---|---|---|"
+		awk '/^round/ {sub(/:$/, "", $4); r[$4] = r[$4] sprintf(" %.0f", $(NF - 1))}
+			/median synchronous_mode/ {sub(/:$/, "", $3); m[$3] = $(NF - 1)}
+			/difference/ {sub(/^ +difference: /, ""); d = $0}
+			END {
+				printf "| off | %.0f |%s |\n", m["off"], r["off"]
+				printf "| on (one synchronous standby) | %.0f |%s |\n", m["on"], r["on"]
+				print ""
+				print "- difference: " d
+			}' "$OUT/pgbench-sync.txt"
+	} >>"$TABLE"
 fi
 
 echo

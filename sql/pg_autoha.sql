@@ -28,7 +28,8 @@ SELECT node_name, cluster_name, role, in_recovery, leader, is_leader,
        lease_time_left > '0'::interval AND lease_time_left <= '10s' AS lease_ok,
        fenced, fence_reason, fenced_since IS NULL AS no_fence_time,
        decision, decision_reason, etcd_endpoint LIKE 'http://127.0.0.1:%' AS etcd_ok,
-       last_error, view_age < '10s' AS view_fresh, worker_pid > 0 AS has_worker
+       last_error, view_age < '10s' AS view_fresh, worker_pid > 0 AS has_worker,
+       synchronous_mode, synchronous_standby_names, sync_standbys
 FROM autoha_node();
 
 SELECT name, role, state, host, port = current_setting('port')::int AS port_ok,
@@ -113,13 +114,19 @@ ALTER SYSTEM SET autoha.replication_conninfo = 'host=10.0.0.1 user=replicator';
 ALTER SYSTEM SET autoha.maximum_lag_on_failover = '-1';
 ALTER SYSTEM SET autoha.failover_priority = 0;
 ALTER SYSTEM SET autoha.nofailover = 'maybe';
+ALTER SYSTEM SET autoha.synchronous_mode = 'always';
+ALTER SYSTEM SET autoha.synchronous_node_count = 0;
+ALTER SYSTEM SET autoha.synchronous_node_count = 17;
 ALTER SYSTEM SET autoha.namespace = 'has space';
 ALTER SYSTEM SET autoha.no_such_setting = 1;
 -- settings are server-wide: no session may change them
 SET autoha.ttl = 5;
 SET autoha.nofailover = on;
+SET autoha.synchronous_mode = on;
 -- good values are accepted (and taken back)
 ALTER SYSTEM SET autoha.maximum_lag_on_failover = '16MB';
 ALTER SYSTEM RESET autoha.maximum_lag_on_failover;
+ALTER SYSTEM SET autoha.synchronous_mode = strict;
+ALTER SYSTEM RESET autoha.synchronous_mode;
 
 DROP EXTENSION pg_autoha;

@@ -67,6 +67,7 @@
 #define DCS_KEY_FAILOVER		"failover"
 #define DCS_KEY_CONFIG			"config"
 #define DCS_KEY_HISTORY			"history"
+#define DCS_KEY_SYNC			"sync"
 
 static void set_error(char *errbuf, size_t errlen, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
@@ -1190,6 +1191,124 @@ dcs_failover_json(const char *leader, const char *member)
 }
 
 /*
+ * The "sync" key.  Patroni reads {"leader": L, "sync_standby": "a,b"};
+ * a value without a leader (empty, {}, "leader": null) is its "empty"
+ * state, which restricts nothing, and so it is not present here either.
+ * Anything else we cannot read is kept as present but malformed, listing
+ * nobody: while the key cannot be trusted, no standby is known to hold
+ * every acknowledged commit, and the leader rewrites it on its next loop.
+ * Returns false for such a value.  mod_revision is left 0 for the caller.
+ */
+bool
+dcs_parse_sync(const char *json, SyncState *sync)
+{
+	json_t	   *root;
+	json_t	   *leader;
+	json_t	   *list;
+	const char *p;
+	bool		ok = true;
+
+	if (sync == NULL)
+		return false;
+	memset(sync, 0, sizeof(*sync));
+	if (json == NULL || json[0] == '\0')
+		return true;
+
+	root = json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	if (root == NULL || !json_is_object(root))
+		ok = false;
+	else
+	{
+		leader = json_object_get(root, "leader");
+		list = json_object_get(root, "sync_standby");
+		if (leader == NULL || json_is_null(leader))
+		{
+			json_decref(root);
+			return true;		/* Patroni's empty state */
+		}
+		if (!is_clean_string(leader) || json_string_length(leader) == 0 ||
+			json_string_length(leader) >= sizeof(sync->leader))
+			ok = false;
+		else
+			copy_str(sync->leader, sizeof(sync->leader), json_string_value(leader));
+		if (ok && list != NULL && !json_is_null(list))
+		{
+			if (!is_clean_string(list))
+				ok = false;
+			else
+			{
+				for (p = json_string_value(list); ok && *p != '\0';)
+				{
+					size_t		n = strcspn(p, ",");
+					const char *name;
+					size_t		len;
+
+					trim_span(p, n, &name, &len);
+					if (len >= AUTOHA_NAME_LEN || sync->nstandbys >= AUTOHA_MAX_MEMBERS)
+						ok = false;
+					else if (len > 0)
+						copy_bytes(sync->standbys[sync->nstandbys++], AUTOHA_NAME_LEN,
+								   name, len);
+					p += n;
+					if (*p == ',')
+						p++;
+				}
+			}
+		}
+	}
+	if (root != NULL)
+		json_decref(root);
+	sync->present = true;
+	if (!ok)
+	{
+		sync->malformed = true;
+		sync->leader[0] = '\0';
+		sync->nstandbys = 0;
+	}
+	return ok;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * {"leader":L,"sync_standby":"a,b"} with the names sorted, or
+ * "sync_standby":null for none, exactly as Patroni's sync_state() builds
+ * it.  malloc'd.
+ */
+char *
+dcs_sync_json(const char *leader, const char *const *standbys, int nstandbys)
+{
+	json_t	   *obj = json_object();
+	const char *sorted[AUTOHA_MAX_MEMBERS];
+	char		list[AUTOHA_MAX_MEMBERS * AUTOHA_NAME_LEN];
+	size_t		used = 0;
+	char	   *result;
+	int			i;
+
+	if (obj == NULL)
+		return NULL;
+	if (nstandbys > AUTOHA_MAX_MEMBERS)
+		nstandbys = AUTOHA_MAX_MEMBERS;
+	for (i = 0; i < nstandbys; i++)
+		sorted[i] = standbys[i];
+	qsort(sorted, (size_t) nstandbys, sizeof(char *), name_cmp);
+	list[0] = '\0';
+	for (i = 0; i < nstandbys; i++)
+		used += snprintf(list + used, sizeof(list) - used, "%s%s",
+						 i > 0 ? "," : "", sorted[i]);
+	json_object_set_new(obj, "leader", safe_json_string(leader));
+	json_object_set_new(obj, "sync_standby",
+						nstandbys > 0 ? safe_json_string(list) : json_null());
+	result = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	return result;
+}
+
+/*
  * Patroni's is_paused(): parse_bool(str(value).lower()) on the "pause"
  * member, which is true only for Python's True and for 1, "1", "on",
  * "true" and "yes" in any case.  Following it to the letter (2 and 1.0
@@ -1695,7 +1814,15 @@ dcs_view_from_kvs(const char *prefix, const EtcdRangeResult *range,
 		else if (strncmp(rel, DCS_KEY_MEMBERS, strlen(DCS_KEY_MEMBERS)) == 0)
 			member_from_kv(view, kv, rel + strlen(DCS_KEY_MEMBERS),
 						   nbad, errbuf, errlen);
-		/* sync, failsafe: not ours to read */
+		else if (strcmp(rel, DCS_KEY_SYNC) == 0)
+		{
+			if (!dcs_parse_sync(value, &view->sync))
+				count_bad(nbad, errbuf, errlen,
+						  "sync key is not {\"leader\": name, \"sync_standby\": \"name,...\"}; "
+						  "until the leader rewrites it, no standby may be promoted automatically");
+			view->sync.mod_revision = kv->mod_revision;
+		}
+		/* failsafe: not ours to read */
 	}
 
 	if (status_kv != NULL)

@@ -6,7 +6,7 @@
  * Keys live under <namespace>/<cluster_name>/: leader, members/<name>,
  * initialize, status, sync, history, failover, config.  This module builds
  * key names, encodes this member's JSON, failover requests, the pause flag
- * and the timeline history the way Patroni does, and turns one prefix read
+ * the timeline history and the synchronous set the way Patroni does, and turns one prefix read
  * of the cluster into a ClusterView.  Pure C (jansson only).
  *
  *-------------------------------------------------------------------------
@@ -56,6 +56,14 @@ extern bool dcs_parse_status(const char *json, uint64_t *optime,
  */
 extern char *dcs_failover_json(const char *leader, const char *member);
 extern bool dcs_parse_failover(const char *json, FailoverRequest *req);
+
+/*
+ * The "sync" key: {"leader":L,"sync_standby":"a,b"} (names sorted, null
+ * for none), malloc'd; and its parser (see dcs.c for the malformed case).
+ */
+extern char *dcs_sync_json(const char *leader, const char *const *standbys,
+						   int nstandbys);
+extern bool dcs_parse_sync(const char *json, SyncState *sync);
 
 /*
  * The "config" key: old_json with "pause": true set, or "pause" removed,

@@ -39,6 +39,10 @@
  *	   final position (published in "status"); a manual failover target
  *	   once it has replayed what it received, however far behind it is (the
  *	   DBA chose it).  Without a request, a paused cluster holds no election.
+ *	   In synchronous mode (a "sync" key exists) only a standby it lists, or
+ *	   the leader that wrote it, may take over: only they are known to hold
+ *	   every acknowledged commit (invariant 4); for them the lag check does
+ *	   not apply, and only they compete.
  *	   Otherwise, nobody may take over who is behind what the last
  *	   leader is known to have written: its position and timeline in the
  *	   "status" key, and the position of every member still listed (a
@@ -176,6 +180,52 @@ member_beats_us(const MemberInfo *m, const LocalState *local,
 	if (m->failover_priority != local->failover_priority)
 		return m->failover_priority > local->failover_priority;
 	return strcmp(m->name, local->name) < 0;
+}
+
+bool
+ha_sync_lists(const SyncState *sync, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < sync->nstandbys; i++)
+	{
+		if (strcmp(sync->standbys[i], name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * May member `name` take over after a failure?  Without a "sync" key,
+ * anyone (within maximum_lag); with one, only a standby it lists, or the
+ * leader that wrote it (that server coming back as a primary has every
+ * commit it acknowledged).
+ */
+static bool
+sync_allows(const ClusterView *view, const char *name)
+{
+	if (!view->sync.present)
+		return true;
+	return ha_sync_lists(&view->sync, name) ||
+		(view->sync.leader[0] != '\0' && strcmp(view->sync.leader, name) == 0);
+}
+
+/* "node2, node3" or "no standby", for reasons */
+static void
+sync_list_text(const SyncState *sync, char *buf, size_t len)
+{
+	int			i;
+	size_t		used = 0;
+
+	buf[0] = '\0';
+	if (sync->nstandbys == 0)
+	{
+		snprintf(buf, len, "no standby");
+		return;
+	}
+	for (i = 0; i < sync->nstandbys && used < len; i++)
+		used += snprintf(buf + used, len - used, "%s\"%s\"", i > 0 ? ", " : "",
+						 sync->standbys[i]);
 }
 
 /* Has member m spoken since the cluster lost its leader? */
@@ -376,10 +426,10 @@ decide_leader(const ClusterView *view, const LocalState *local)
  * During a switchover to another replica, the other replicas stream from
  * the target already (cascading replication): when it promotes, their
  * stream goes on across the timeline switch, so the new leader has
- * standbys, synchronous ones included, from its first moment instead of
- * after each replica has noticed the new leader and reconnected.  Only for
- * a live request naming the leader and a target that is a streaming
- * replica on our timeline.
+ * standbys from its first moment instead of after each replica has
+ * noticed the new leader and reconnected.  Only for a live request naming
+ * the leader and a target that is a streaming replica on our timeline, and
+ * not for the leader's synchronous standbys.
  */
 static const MemberInfo *
 switchover_target_to_follow(const ClusterView *view, const LocalState *local)
@@ -390,6 +440,14 @@ switchover_target_to_follow(const ClusterView *view, const LocalState *local)
 	if (!request_is_live(view, local) || r->leader[0] == '\0' ||
 		strcmp(r->leader, view->leader) != 0 ||
 		strcmp(r->member, local->name) == 0 || strcmp(r->member, view->leader) == 0)
+		return NULL;
+
+	/*
+	 * A synchronous standby of the leader stays: the leader's commits wait
+	 * for it until the handover.  It finds the new leader right after.
+	 */
+	if (ha_sync_lists(&view->sync, local->name) &&
+		strcmp(view->sync.leader, view->leader) == 0)
 		return NULL;
 	t = ha_find_member(view, r->member);
 	if (t == NULL || strcmp(t->role, "replica") != 0 ||
@@ -454,6 +512,16 @@ decide_primary_without_leader(const ClusterView *view, const LocalState *local)
 		d = decision(HA_WAIT, NULL);
 		set_reason(&d, "a %s to \"%s\" is in progress; not taking the leader key",
 				   request_kind(&view->failover), view->failover.member);
+		return d;
+	}
+	if (!request_is_live(view, local) && !sync_allows(view, local->name))
+	{
+		char		list[AUTOHA_REASON_LEN / 2];
+
+		sync_list_text(&view->sync, list, sizeof(list));
+		d = decision(HA_WAIT, NULL);
+		set_reason(&d, "the cluster has no leader, but this primary is not in the synchronous set "
+				   "(the sync key lists %s): not taking the leader key", list);
 		return d;
 	}
 	for (i = 0; i < view->nmembers; i++)
@@ -591,6 +659,26 @@ decide_election(const ClusterView *view, const LocalState *local)
 	}
 
 	/*
+	 * In synchronous mode only a standby the last leader listed in "sync"
+	 * is known to hold every commit it acknowledged: nobody else may take
+	 * over.  For such a standby the lag check below does not apply (what it
+	 * lacks was never acknowledged), and only the other members the key
+	 * allows compete with it.
+	 */
+	if (!sync_allows(view, local->name))
+	{
+		char		list[AUTOHA_REASON_LEN / 2];
+
+		sync_list_text(&view->sync, list, sizeof(list));
+		d = decision(HA_WAIT, NULL);
+		set_reason(&d, "no leader, but this replica is not in the synchronous set (the sync key of "
+				   "\"%s\" lists %s): it may lack acknowledged writes, so it is not promoted "
+				   "(autoha_failover() would, accepting that loss)",
+				   view->sync.leader, list);
+		return d;
+	}
+
+	/*
 	 * What the last leader had written is at least what it last published,
 	 * and at least what any member (dead or alive) says it has.
 	 */
@@ -605,7 +693,7 @@ decide_election(const ClusterView *view, const LocalState *local)
 			(m->timeline == 0 || m->timeline == local->timeline))
 			leader_position = m->lsn;
 	}
-	if (leader_position > position &&
+	if (!view->sync.present && leader_position > position &&
 		leader_position - position > local->maximum_lag)
 	{
 		d = decision(HA_WAIT, NULL);
@@ -619,7 +707,7 @@ decide_election(const ClusterView *view, const LocalState *local)
 	{
 		const MemberInfo *m = &view->members[i];
 
-		if (strcmp(m->name, local->name) == 0)
+		if (strcmp(m->name, local->name) == 0 || !sync_allows(view, m->name))
 			continue;
 		if (!member_spoke_since_leader_left(m, local))
 		{

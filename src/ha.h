@@ -76,6 +76,23 @@ typedef struct HistoryEntry
 	char		new_leader[AUTOHA_NAME_LEN];
 } HistoryEntry;
 
+/*
+ * The "sync" key, Patroni's {"leader": L, "sync_standby": "a,b"}: the
+ * standbys that leader L made sure hold every commit it acknowledged, and
+ * so the only members that may be promoted automatically after a failure.
+ * sync_standby null (or empty) lists none.  Written only by a leader in
+ * synchronous mode; its absence means the leader does not run one.
+ */
+typedef struct SyncState
+{
+	bool		present;
+	bool		malformed;		/* present but unreadable: lists nobody */
+	char		leader[AUTOHA_NAME_LEN];
+	int			nstandbys;
+	char		standbys[AUTOHA_MAX_MEMBERS][AUTOHA_NAME_LEN];
+	int64_t		mod_revision;	/* etcd revision of the key */
+} SyncState;
+
 /* The cluster as one read of <ns>/<cluster>/ shows it. */
 typedef struct ClusterView
 {
@@ -92,6 +109,7 @@ typedef struct ClusterView
 	bool		leader_shutdown;	/* "status": the last leader released
 									 * the key on its way down */
 	FailoverRequest failover;	/* "failover" key */
+	SyncState	sync;			/* "sync" key */
 	bool		paused;			/* "config" key has "pause": true */
 	int			nhistory;		/* the last AUTOHA_MAX_HISTORY lines of */
 	HistoryEntry history[AUTOHA_MAX_HISTORY];	/* "history", oldest first */
@@ -193,5 +211,7 @@ extern const MemberInfo *ha_find_member(const ClusterView *view, const char *nam
 extern bool ha_better_switchover_target(const MemberInfo *a, const MemberInfo *b);
 /* position a member publishes for itself */
 extern uint64_t ha_local_position(const LocalState *local);
+/* is name one of the standbys the "sync" key lists? */
+extern bool ha_sync_lists(const SyncState *sync, const char *name);
 
 #endif							/* AUTOHA_HA_H */

@@ -32,8 +32,11 @@
 #include "nodes/parsenodes.h"
 #include "postmaster/postmaster.h"
 #include "replication/slot.h"
+#include "replication/syncrep.h"
 #include "replication/walreceiver.h"
+#include "replication/walsender_private.h"
 #include "storage/spin.h"
+#include "storage/standby.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -43,6 +46,7 @@
 #include "dcs.h"
 #include "node.h"
 #include "pg_autoha.h"
+#include "syncset.h"
 
 void
 node_observe(LocalState *local)
@@ -243,6 +247,20 @@ alter_system_set(const char *name, const char *value)
 	AlterSystemSetConfigFile(stmt);
 }
 
+/* ALTER SYSTEM RESET name */
+static void
+alter_system_reset(const char *name)
+{
+	AlterSystemStmt *stmt = makeNode(AlterSystemStmt);
+	VariableSetStmt *set = makeNode(VariableSetStmt);
+
+	set->kind = VAR_RESET;
+	set->name = pstrdup(name);
+	stmt->setstmt = set;
+
+	AlterSystemSetConfigFile(stmt);
+}
+
 /*
  * Run fn inside a transaction; an ERROR is caught, the transaction aborted
  * and the message copied into errbuf.
@@ -302,6 +320,9 @@ follow_in_transaction(void *arg)
  * so until then don't write the same thing again.
  */
 static char requested[1024] = "";
+/* the same for synchronous_standby_names ("" is a value: hence the flag) */
+static bool sync_names_requested = false;
+static char requested_sync_names[SYNC_NAMES_LEN + 1] = "";
 
 /*
  * How often a replica that is not streaming wakes the startup process to
@@ -316,6 +337,7 @@ void
 node_settings_reloaded(void)
 {
 	requested[0] = '\0';
+	sync_names_requested = false;
 }
 
 bool
@@ -690,4 +712,146 @@ node_spawn_rejoin(char *errbuf, size_t errlen)
 			(errmsg("pg_autoha: started \"%s -D %s --restart\" to rewind this server and restart it as a replica",
 					tool, DataDir)));
 	return true;
+}
+
+/* ---------- synchronous replication ---------- */
+
+typedef struct SendersArgs
+{
+	WalSenderInfo *out;
+	int			max;
+	int			n;
+} SendersArgs;
+
+static void
+senders_in_transaction(void *arg)
+{
+	SendersArgs *args = (SendersArgs *) arg;
+	int			rc;
+	uint64		i;
+
+	SPI_connect();
+	rc = SPI_execute("SELECT application_name, state, flush_lsn, sync_priority "
+					 "FROM pg_catalog.pg_stat_replication",
+					 true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_replication: %s", SPI_result_code_string(rc));
+	for (i = 0; i < SPI_processed && args->n < args->max; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		WalSenderInfo *w = &args->out[args->n];
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		char	   *state = SPI_getvalue(tup, desc, 2);
+		bool		isnull;
+		Datum		d;
+
+		memset(w, 0, sizeof(*w));
+		if (name == NULL)
+			continue;
+		strlcpy(w->name, name, sizeof(w->name));
+		w->streaming = state != NULL && strcmp(state, "streaming") == 0;
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		w->flush_lsn = isnull ? 0 : DatumGetLSN(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		w->priority = isnull ? 0 : DatumGetInt32(d);
+		args->n++;
+	}
+	SPI_finish();
+}
+
+int
+node_wal_senders(WalSenderInfo *out, int max, char *errbuf, size_t errlen)
+{
+	SendersArgs args;
+
+	args.out = out;
+	args.max = max;
+	args.n = 0;
+	errbuf[0] = '\0';
+	if (!run_in_transaction(senders_in_transaction, &args, true, errbuf, errlen))
+		return -1;
+	return args.n;
+}
+
+const char *
+node_sync_names_in_effect(void)
+{
+	return SyncRepStandbyNames != NULL ? SyncRepStandbyNames : "";
+}
+
+/*
+ * Does the checkpointer have synchronous_standby_names as non-empty?  It
+ * keeps WalSndCtl->sync_standbys_defined, which every committing backend
+ * reads to decide whether to wait at all.
+ */
+bool
+node_sync_standbys_defined(void)
+{
+	bool		defined;
+
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+#ifdef SYNC_STANDBY_DEFINED
+	/* 15.13, 16.9, 17.5 and later: a flag word */
+	defined = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) != 0;
+#else
+	defined = WalSndCtl->sync_standbys_defined;
+#endif
+	LWLockRelease(SyncRepLock);
+	return defined;
+}
+
+typedef struct SyncNamesArgs
+{
+	const char *value;			/* NULL: RESET */
+} SyncNamesArgs;
+
+static void
+sync_names_in_transaction(void *arg)
+{
+	SyncNamesArgs *args = (SyncNamesArgs *) arg;
+
+	if (args->value == NULL)
+		alter_system_reset("synchronous_standby_names");
+	else
+		alter_system_set("synchronous_standby_names", args->value);
+}
+
+bool
+node_set_sync_names(const char *value, char *errbuf, size_t errlen)
+{
+	SyncNamesArgs args;
+	const char *want = value != NULL ? value : "\x01reset";
+
+	errbuf[0] = '\0';
+	if (sync_names_requested && strcmp(requested_sync_names, want) == 0)
+		return true;
+	args.value = value;
+	if (!run_in_transaction(sync_names_in_transaction, &args, false, errbuf, errlen))
+		return false;
+	if (kill(PostmasterPid, SIGHUP) != 0)
+	{
+		snprintf(errbuf, errlen, "could not signal the postmaster to reload: %m");
+		return false;
+	}
+	strlcpy(requested_sync_names, want, sizeof(requested_sync_names));
+	sync_names_requested = true;
+	return true;
+}
+
+/*
+ * Make the standbys reply now.  A WAL sender releases waiting commits only
+ * when its standby reports a position, and an idle standby that already
+ * has everything reports only every wal_receiver_status_interval (10 s):
+ * after synchronous_standby_names changed, commits waiting for the new
+ * standby would wait that long.  A standby snapshot record (what the
+ * background writer logs every 15 s; no transaction, so nothing waits for
+ * it) makes every standby receive WAL and reply at once.
+ */
+void
+node_nudge_standbys(void)
+{
+	if (!XLogStandbyInfoActive() || RecoveryInProgress())
+		return;
+	XLogFlush(LogStandbySnapshot());
 }

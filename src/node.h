@@ -3,7 +3,8 @@
  * node.h
  *	  Effects on this server: observe it, promote it, point it at a leader,
  *	  keep replication slots for the other members, prepare it to come back
- *	  as a replica, start pg_autoha_rejoin to rewind it.
+ *	  as a replica, start pg_autoha_rejoin to rewind it, keep
+ *	  synchronous_standby_names.
  *
  *-------------------------------------------------------------------------
  */
@@ -11,6 +12,7 @@
 #define AUTOHA_NODE_H
 
 #include "ha.h"
+#include "syncset.h"
 
 /* Fill the PostgreSQL-side fields of *local (recovery, positions, ...). */
 extern void node_observe(LocalState *local);
@@ -69,5 +71,20 @@ extern void node_cancel_standby(void);
 extern bool node_switch_point(uint32 timeline, uint32 *parent, uint64 *lsn);
 extern bool node_can_rewind(char *errbuf, size_t errlen);
 extern bool node_spawn_rejoin(char *errbuf, size_t errlen);
+
+/*
+ * Synchronous replication, on the leader.  node_wal_senders: this server's
+ * WAL senders (pg_stat_replication), their number or -1 with errbuf set.
+ * node_sync_names_in_effect: synchronous_standby_names as this process
+ * has it.  node_sync_standbys_defined: whether the checkpointer has it
+ * non-empty (commits wait at all).  node_set_sync_names: ALTER SYSTEM SET
+ * it (RESET for NULL) and reload.
+ */
+extern int	node_wal_senders(WalSenderInfo *out, int max, char *errbuf, size_t errlen);
+extern const char *node_sync_names_in_effect(void);
+extern bool node_sync_standbys_defined(void);
+extern bool node_set_sync_names(const char *value, char *errbuf, size_t errlen);
+/* write and flush a little WAL so that every standby replies at once */
+extern void node_nudge_standbys(void);
 
 #endif							/* AUTOHA_NODE_H */

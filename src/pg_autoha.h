@@ -16,6 +16,7 @@
 
 #include "fence.h"
 #include "ha.h"
+#include "syncset.h"
 
 #define AUTOHA_ERROR_LEN 512
 
@@ -38,6 +39,8 @@ extern int	autoha_maximum_lag_on_failover;
 extern bool autoha_nofailover;
 extern int	autoha_failover_priority;
 extern bool autoha_use_pg_rewind;
+extern int	autoha_synchronous_mode;	/* SyncMode */
+extern int	autoha_synchronous_node_count;
 
 /*
  * What the worker publishes for the SQL functions.  Written only by the

@@ -480,6 +480,23 @@ do_failover(Cluster *c, const char *target)
 				 errhint("Turn autoha.nofailover off on it and reload, or name another member.")));
 	require_no_request(v);
 
+	/*
+	 * The DBA's call, made knowingly: say what it may cost.  Only the
+	 * standbys the sync key lists are known to hold every commit the last
+	 * leader acknowledged.
+	 */
+	if (v->sync.present && !ha_sync_lists(&v->sync, target) &&
+		strcmp(v->sync.leader, target) != 0)
+		ereport(WARNING,
+				(errmsg("member \"%s\" is not in the synchronous set of cluster \"%s\"; "
+						"writes that leader \"%s\" acknowledged may be lost",
+						target, autoha_cluster_name, v->sync.leader),
+				 v->sync.nstandbys > 0 ?
+				 errdetail("The sync key of \"%s\" lists %d standby(s), \"%s\" first.",
+						   v->sync.leader, v->sync.nstandbys, v->sync.standbys[0]) :
+				 errdetail("The sync key of \"%s\" lists no standby.", v->sync.leader),
+				 errhint("To lose nothing, bring back the last leader or a standby the sync key lists.")));
+
 	revision = put_request(c, NULL, target);
 	return wait_for_new_leader(c, "failover", NULL, target, revision);
 }

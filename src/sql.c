@@ -13,10 +13,13 @@
 
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
@@ -28,7 +31,7 @@ PG_FUNCTION_INFO_V1(autoha_status);
 PG_FUNCTION_INFO_V1(autoha_node);
 
 #define STATUS_COLUMNS	14
-#define NODE_COLUMNS	18
+#define NODE_COLUMNS	21
 
 /* a view older than this many loops is called stale even if reads succeed */
 #define STALE_AFTER_LOOPS 3
@@ -140,10 +143,12 @@ autoha_status(PG_FUNCTION_ARGS)
 		else
 			nulls[7] = true;
 		values[8] = BoolGetDatum(is_leader);
+		/* a standby the sync key lists holds every acknowledged commit */
 		if (is_leader)
 			nulls[9] = true;
 		else
-			values[9] = CStringGetTextDatum("async");
+			values[9] = CStringGetTextDatum(ha_sync_lists(&copy->view.sync, m->name) ?
+											"sync" : "async");
 		values[10] = DirectFunctionCall1(jsonb_in,
 										 CStringGetDatum(m->tags[0] ? m->tags : "{}"));
 		values[11] = interval_since(copy->view_time, now);
@@ -239,6 +244,23 @@ autoha_node(PG_FUNCTION_ARGS)
 		values[17] = BoolGetDatum(copy->view.paused);
 	else
 		nulls[17] = true;
+	values[18] = CStringGetTextDatum(sync_mode_name((SyncMode) autoha_synchronous_mode));
+	values[19] = CStringGetTextDatum(GetConfigOption("synchronous_standby_names", false, false));
+
+	/* on the leader, the synchronous set it keeps (in the sync key) */
+	if (copy->view_valid && copy->is_leader && copy->view.sync.present &&
+		strcmp(copy->view.sync.leader, autoha_node_name) == 0)
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * Max(1, copy->view.sync.nstandbys));
+		int			i;
+
+		for (i = 0; i < copy->view.sync.nstandbys; i++)
+			elems[i] = CStringGetTextDatum(copy->view.sync.standbys[i]);
+		values[20] = PointerGetDatum(construct_array(elems, copy->view.sync.nstandbys,
+													 TEXTOID, -1, false, TYPALIGN_INT));
+	}
+	else
+		nulls[20] = true;
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

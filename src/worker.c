@@ -10,7 +10,8 @@
  *		 transaction (and, if it still holds the leader key, the leader's
  *		 position in the "status" key),
  *	  3. asks ha_decide() what to do, and does it (node.c has the effects):
- *		 lead, follow, promote, hand the leader key over in a switchover,
+ *		 lead (and, in synchronous mode, keep synchronous_standby_names and
+ *		 the "sync" key as syncset.c plans), follow, promote, hand the leader key over in a switchover,
  *		 demote this server in place (standby.signal and a crash restart),
  *		 or start pg_autoha_rejoin to rewind it,
  *	  4. publishes what it saw and decided in shared memory for
@@ -73,6 +74,15 @@
 /* after starting pg_autoha_rejoin, do not start it again for this long */
 #define REWIND_RETRY_S			600
 #define REWIND_ATTEMPT_FILE		"pg_autoha_rewind.attempt"
+/*
+ * After synchronous_standby_names changes, the leader waits at least this
+ * long (and for every WAL sender to show the new priorities) before it
+ * measures the position a new synchronous standby must reach: long enough
+ * for every process to have read the new setting.
+ */
+#define SYNC_SETTLE_MS			100
+/* poll period of a leader whose synchronous set is changing */
+#define SYNC_POLL_MS			100
 
 typedef struct WorkerState
 {
@@ -91,6 +101,7 @@ typedef struct WorkerState
 	char		member_key[600];
 	char		failover_key[600];
 	char		history_key[600];
+	char		sync_key[600];
 
 	int64		lease_id;
 	int64		lease_sent_us;	/* monotonic time the last renewal was sent */
@@ -121,6 +132,16 @@ typedef struct WorkerState
 	uint64		history_lsn;
 	char		history_reason[128];
 	char		history_time[40];
+
+	/*
+	 * The synchronous set: the synchronous_standby_names last seen in
+	 * effect, when it changed, and the position a standby must have flushed
+	 * to join the "sync" key (0 = not measured since the change).
+	 */
+	char		sync_names_seen[SYNC_NAMES_LEN];
+	int64		sync_names_changed_us;
+	uint64		sync_ready_lsn;
+	bool		sync_changing;	/* standbys named but not in the key yet */
 
 	/* for logging transitions once */
 	HaAction	last_action;
@@ -717,6 +738,185 @@ initialize_cluster(const LocalState *local)
 	return true;
 }
 
+/* ---------- synchronous replication ---------- */
+
+/*
+ * Write the "sync" key (standbys, or delete it when delete_key), only while
+ * the leader key is ours and the sync key is as we read it
+ * (expect_revision; -1 = whatever it is).  Returns true once applied.
+ */
+static bool
+write_sync_key(bool delete_key, const char *const *standbys, int n,
+			   int64 expect_revision)
+{
+	EtcdCompare cmp[3];
+	EtcdOp		op;
+	EtcdTxnResult txn;
+	char	   *json = NULL;
+	char	   *value = NULL;
+	bool		applied = false;
+	int			ncmp = 2;
+
+	leader_key_is_ours(cmp);
+	if (expect_revision >= 0)
+	{
+		memset(&cmp[2], 0, sizeof(EtcdCompare));
+		cmp[2].key = ws.sync_key;
+		cmp[2].target = ETCD_CMP_MOD;
+		cmp[2].result = ETCD_CMP_EQUAL;
+		cmp[2].number = expect_revision;
+		ncmp = 3;
+	}
+	memset(&op, 0, sizeof(op));
+	op.key = ws.sync_key;
+	if (delete_key)
+		op.type = ETCD_OP_DELETE;
+	else
+	{
+		json = dcs_sync_json(autoha_node_name, standbys, n);
+		if (json == NULL)
+			return false;
+		value = pstrdup(json);
+		free(json);
+		op.type = ETCD_OP_PUT;
+		op.value = value;
+	}
+	if (etcd_txn(ws.etcd, cmp, ncmp, &op, 1, NULL, 0, &txn) != ETCD_OK)
+	{
+		etcd_failed(delete_key ? "could not delete the sync key" : "could not write the sync key");
+		return false;
+	}
+	applied = txn.succeeded;
+	etcd_txn_result_free(&txn);
+	return applied;
+}
+
+static void
+set_sync_names(const char *value)
+{
+	char		errbuf[AUTOHA_ERROR_LEN];
+
+	if (!node_set_sync_names(value, errbuf, sizeof(errbuf)))
+	{
+		char		msg[AUTOHA_ERROR_LEN];
+
+		snprintf(msg, sizeof(msg), "could not set synchronous_standby_names: %s", errbuf);
+		publish_error(msg);
+		return;
+	}
+	ws.sync_ready_lsn = 0;
+	ws.sync_names_changed_us = fence_now_us();
+}
+
+/*
+ * On the leader, every loop: keep synchronous_standby_names and the
+ * "sync" key (syncset.c plans the change and its order; this carries it
+ * out: the key first, the setting only once the key is written).
+ */
+static void
+manage_sync(const ClusterView *view)
+{
+	WalSenderInfo senders[AUTOHA_MAX_MEMBERS * 2];
+	SyncInput	in;
+	SyncPlan	plan;
+	char		errbuf[AUTOHA_ERROR_LEN];
+	const char *in_effect;
+	int			n;
+
+	ws.sync_changing = false;
+	if (autoha_synchronous_mode == SYNC_MODE_OFF && !view->sync.present)
+		return;
+
+	n = node_wal_senders(senders, lengthof(senders), errbuf, sizeof(errbuf));
+	if (n < 0)
+	{
+		publish_error(errbuf);
+		return;
+	}
+	in_effect = node_sync_names_in_effect();
+	if (strcmp(in_effect, ws.sync_names_seen) != 0)
+	{
+		/* changed, by us or by hand: measure again once it settles */
+		strlcpy(ws.sync_names_seen, in_effect, sizeof(ws.sync_names_seen));
+		ws.sync_ready_lsn = 0;
+		ws.sync_names_changed_us = fence_now_us();
+	}
+
+	memset(&in, 0, sizeof(in));
+	in.mode = (SyncMode) autoha_synchronous_mode;
+	in.node_count = autoha_synchronous_node_count;
+	in.self = autoha_node_name;
+	in.view = view;
+	in.nsenders = n;
+	in.senders = senders;
+	in.names_in_effect = in_effect;
+	in.propagated = node_sync_standbys_defined() == (in_effect[0] != '\0') &&
+		fence_now_us() - ws.sync_names_changed_us >= (int64) SYNC_SETTLE_MS * 1000;
+	in.ready_lsn = ws.sync_ready_lsn;
+	sync_plan(&in, &plan);
+
+	if (plan.delete_key || plan.write_key)
+	{
+		const char *names[AUTOHA_MAX_MEMBERS];
+		int			i;
+
+		for (i = 0; i < plan.nkey; i++)
+			names[i] = plan.key[i];
+		if (!write_sync_key(plan.delete_key, names, plan.nkey,
+							view->sync.present ? view->sync.mod_revision : 0))
+		{
+			ws.sync_changing = true;	/* the next loop reads it again */
+			return;
+		}
+	}
+	if (plan.reason[0] != '\0')
+		ereport(LOG, (errmsg("pg_autoha: %s", plan.reason)));
+	if (plan.set_names)
+		set_sync_names(plan.names);
+	else if (plan.reset_names)
+		set_sync_names(NULL);
+	else if (plan.measure)
+	{
+		/*
+		 * The setting is in effect everywhere: measure, then make the
+		 * standbys reply, which both releases commits waiting for a new
+		 * standby that has them already and shows its position soon.
+		 */
+		ws.sync_ready_lsn = node_flush_position();
+		node_nudge_standbys();
+	}
+	ws.sync_changing = plan.set_names || plan.measure || plan.npending > 0 ||
+		plan.write_key;
+}
+
+/*
+ * A replica about to promote itself in synchronous mode: the "sync" key
+ * names it as leader with no standby (until one is known to hold every
+ * commit it acknowledges, nobody else may be promoted), and
+ * synchronous_standby_names starts empty ("on": writes flow at once) or
+ * "*" ("strict": they wait for the first standby).  Returns false if the
+ * key could not be written: then it must not promote yet.
+ */
+static bool
+prepare_sync_for_promotion(void)
+{
+	const char *start;
+
+	if (autoha_synchronous_mode == SYNC_MODE_OFF)
+		return true;
+	if (!write_sync_key(false, NULL, 0, -1))
+	{
+		publish_error("not promoting yet: could not make the sync key name this server as leader "
+					  "with no synchronous standby (synchronous mode)");
+		return false;
+	}
+	start = autoha_synchronous_mode == SYNC_MODE_STRICT ? "*" : "";
+	if (strcmp(node_sync_names_in_effect(), start) != 0)
+		set_sync_names(start);
+	ws.sync_ready_lsn = 0;		/* measured again once we lead */
+	return true;
+}
+
 /*
  * Wait for the startup process to finish recovery after a promotion request,
  * renewing the lease meanwhile.  Returns false on timeout.
@@ -783,6 +983,9 @@ act_promote(const ClusterView *view, const LocalState *local)
 	 */
 	if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
 		ereport(LOG, (errmsg("pg_autoha: could not create slots before promotion: %s", errbuf)));
+
+	if (!prepare_sync_for_promotion())
+		return;
 
 	if (!node_request_promotion(errbuf, sizeof(errbuf)))
 	{
@@ -1229,6 +1432,7 @@ act(const HaDecision *d, const ClusterView *view, const LocalState *local)
 		case HA_LEAD:
 			if (node_ensure_slots(view, local->name, errbuf, sizeof(errbuf)) < 0)
 				publish_error(errbuf);
+			manage_sync(view);
 			break;
 
 		case HA_FOLLOW:
@@ -1498,6 +1702,9 @@ ha_cycle(void)
 		return Min(ws.loop_wait, TARGET_POLL_MS);
 	if (!view->has_leader || !ws.system_verified || leader_seems_gone(is_leader))
 		return Min(ws.loop_wait, ELECTION_POLL_MS);
+	/* a standby is joining the synchronous set: let it join soon */
+	if (is_leader && d.action == HA_LEAD && ws.sync_changing)
+		return Min(ws.loop_wait, SYNC_POLL_MS);
 	return ws.loop_wait;
 }
 
@@ -1525,6 +1732,7 @@ autoha_worker_main(Datum main_arg)
 	dcs_key(ws.status_key, sizeof(ws.status_key), ws.prefix, "status");
 	dcs_key(ws.failover_key, sizeof(ws.failover_key), ws.prefix, "failover");
 	dcs_key(ws.history_key, sizeof(ws.history_key), ws.prefix, "history");
+	dcs_key(ws.sync_key, sizeof(ws.sync_key), ws.prefix, "sync");
 	{
 		char		suffix[AUTOHA_NAME_LEN + 16];
 

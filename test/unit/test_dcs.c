@@ -1343,6 +1343,68 @@ test_slot_names(void)
 	UNIT_STR_EQ(buf, "", "slot name: NULL");
 }
 
+/* The "sync" key: Patroni's format both ways, and what we cannot read. */
+static void
+test_sync(void)
+{
+	static KvSet set;
+	static ClusterView view;
+	const char *P = "/service/pg_autoha/";
+	const char *two[] = {"pg3", "pg2"};
+	SyncState	sy;
+	char		err[256];
+	char	   *json;
+	int			nbad = -1;
+
+	json = dcs_sync_json("pg1", two, 2);
+	UNIT_STR_EQ(json, "{\"leader\":\"pg1\",\"sync_standby\":\"pg2,pg3\"}",
+				"sync json: names sorted, comma-separated, as Patroni writes it");
+	free(json);
+	json = dcs_sync_json("pg1", NULL, 0);
+	UNIT_STR_EQ(json, "{\"leader\":\"pg1\",\"sync_standby\":null}", "sync json: none is null");
+	free(json);
+
+	UNIT_OK(dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":\"pg2, pg3\"}", &sy) &&
+			sy.present && !sy.malformed && sy.nstandbys == 2 &&
+			strcmp(sy.standbys[1], "pg3") == 0 && strcmp(sy.leader, "pg1") == 0,
+			"sync parse: two standbys, spaces stripped");
+	UNIT_OK(ha_sync_lists(&sy, "pg2") && !ha_sync_lists(&sy, "pg1") && !ha_sync_lists(&sy, "pg"),
+			"sync lists: standbys only, whole names");
+	UNIT_OK(dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":null}", &sy) &&
+			sy.present && sy.nstandbys == 0, "sync parse: null lists none");
+	UNIT_OK(dcs_parse_sync("{\"leader\":\"pg1\"}", &sy) && sy.present && sy.nstandbys == 0,
+			"sync parse: absent list lists none");
+	UNIT_OK(dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":\"\"}", &sy) &&
+			sy.present && sy.nstandbys == 0, "sync parse: empty list lists none");
+	UNIT_OK(dcs_parse_sync("{\"leader\":null,\"sync_standby\":\"pg2\"}", &sy) && !sy.present,
+			"sync parse: no leader is Patroni's empty state: not present");
+	UNIT_OK(dcs_parse_sync("{}", &sy) && !sy.present, "sync parse: {} not present");
+	UNIT_OK(dcs_parse_sync("", &sy) && !sy.present, "sync parse: empty value not present");
+	UNIT_OK(!dcs_parse_sync("{\"leader\":", &sy) && sy.present && sy.malformed &&
+			sy.nstandbys == 0, "sync parse: broken JSON is present, malformed, lists none");
+	UNIT_OK(!dcs_parse_sync("[\"pg1\"]", &sy) && sy.malformed, "sync parse: an array is malformed");
+	UNIT_OK(!dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":[\"pg2\"]}", &sy) &&
+			sy.malformed && sy.nstandbys == 0, "sync parse: a list that is no string is malformed");
+	UNIT_OK(!dcs_parse_sync("{\"leader\":7,\"sync_standby\":\"pg2\"}", &sy) && sy.malformed,
+			"sync parse: a leader that is no string is malformed");
+	UNIT_OK(!dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":\"pg2,"
+							"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", &sy) &&
+			sy.malformed && sy.nstandbys == 0, "sync parse: a name too long is malformed, lists none");
+	UNIT_OK(!dcs_parse_sync("{\"leader\":\"pg1\",\"sync_standby\":\"pg\\u00002\"}", &sy) &&
+			sy.malformed, "sync parse: an embedded NUL is malformed");
+
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/sync", "{\"leader\":\"pg1\",\"sync_standby\":\"pg2\"}", 5, 77, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(nbad == 0 && view.sync.present && view.sync.mod_revision == 77 &&
+			view.sync.nstandbys == 1, "view: sync key read, with its mod_revision");
+	memset(&set, 0, sizeof(set));
+	kv_add(&set, "/service/pg_autoha/sync", "garbage", 5, 78, 0);
+	dcs_view_from_kvs(P, &set.range, &view, &nbad, err, sizeof(err));
+	UNIT_OK(nbad == 1 && view.sync.present && view.sync.malformed && strstr(err, "sync key") != NULL,
+			"view: an unreadable sync key is counted and lists nobody (%s)", err);
+}
+
 int
 main(void)
 {
@@ -1357,6 +1419,7 @@ main(void)
 	test_history();
 	test_view();
 	test_view_requests();
+	test_sync();
 	test_slot_names();
 	UNIT_DONE();
 }

@@ -7,7 +7,7 @@
  *
  * Each row of the table describes one situation compactly: the cluster
  * view (initialize key, leader key and its lease, status key, failover key,
- * pause, history, members) and this server's local state, then the action
+ * pause, history, sync key, members) and this server's local state, then the action
  * ha_decide() must return, the leader it must name (NULL: none), a
  * substring its reason must contain (NULL: any non-empty reason) and
  * whether it must delete the failover key (CLEARS; default: it must not).
@@ -27,7 +27,9 @@
  *	- a member is a streaming replica unless it is the leader (a primary,
  *	  not streaming, unless MSTALE), MPRIMARY (a primary) or MNS (not
  *	  streaming);
- *	- autoha.use_pg_rewind is off unless a row sets .use_pg_rewind.
+ *	- autoha.use_pg_rewind is off unless a row sets .use_pg_rewind;
+ *	- there is no "sync" key unless a row has SYNC(leader, standby, ...)
+ *	  (synchronous mode) or SYNC_UNREADABLE.
  *
  *-------------------------------------------------------------------------
  */
@@ -110,6 +112,14 @@ typedef struct HistorySpec
 	uint64_t	lsn;
 } HistorySpec;
 
+/* the "sync" key: leader NULL = no key */
+typedef struct SyncSpec
+{
+	const char *leader;
+	const char *standbys[4];	/* NULL ends the list */
+	bool		malformed;		/* present but unreadable */
+} SyncSpec;
+
 typedef struct ViewSpec
 {
 	const char *initialize;		/* NULL: no initialize key */
@@ -121,6 +131,7 @@ typedef struct ViewSpec
 	RequestSpec request;		/* the failover key */
 	bool		paused;			/* config key: "pause": true */
 	HistorySpec history[MAX_SPEC_HISTORY];	/* oldest first */
+	SyncSpec	sync;			/* the sync key */
 
 	/*
 	 * If pad.name is set, the view is first filled with copies of pad named
@@ -185,6 +196,10 @@ typedef struct HaCase
 	.request = {.present = true, .member = (to)}
 #define SCHEDULED(from, to) \
 	.request = {.present = true, .leader = (from), .member = (to), .scheduled = true}
+
+/* the sync key: SYNC(leader, standby...) lists them; SYNC(leader) none */
+#define SYNC(l, ...)				.sync = {.leader = (l), .standbys = {__VA_ARGS__}}
+#define SYNC_UNREADABLE				.sync = {.leader = "", .malformed = true}
 
 /* the history key: HISTORY(H(timeline, lsn), ...), oldest first */
 #define H(tl, l)					{(tl), (l)}
@@ -1337,6 +1352,137 @@ static const HaCase cases[] = {
 		{PRIMARY("pg1", 1, LSN)},
 		HA_WAIT, NULL, "\"last\""
 	},
+
+	/* synchronous mode: the sync key decides who may take over */
+	{
+		"sync: a replica the sync key lists is promoted",
+		{NO_LEADER, SYNC("pg1", "pg2"), .leader_optime = LSN, .leader_timeline = 1,
+		.members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN - 200)},
+		HA_PROMOTE, "pg2", "best candidate"
+	},
+	{
+		"sync: a replica the sync key does not list waits, even when it is the most advanced",
+		{NO_LEADER, SYNC("pg1", "pg2"), .leader_optime = LSN, .leader_timeline = 1,
+		.members = {M("pg2", 1, LSN - 200, LIVE)}},
+		{CANDIDATE("pg3", 1, LSN)},
+		HA_WAIT, NULL, "not in the synchronous set"
+	},
+	{
+		"sync: alone and not listed, a replica still waits",
+		{NO_LEADER, SYNC("pg1", "pg2")},
+		{CANDIDATE("pg3", 1, LSN)},
+		HA_WAIT, NULL, "lists \"pg2\""
+	},
+	{
+		"sync: a key listing no standby lets no replica take over",
+		{NO_LEADER, SYNC("pg1"), .members = {M("pg3", 1, LSN - 100, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "lists no standby"
+	},
+	{
+		"sync: an unreadable key lets no replica take over",
+		{NO_LEADER, SYNC_UNREADABLE},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "not in the synchronous set"
+	},
+	{
+		"sync: a listed standby lagging beyond maximum_lag is still promoted",
+		{NO_LEADER, SYNC("pg1", "pg2"), .leader_optime = LSN + 4 * MAX_LAG, .leader_timeline = 1},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"async: the same lag keeps it from promoting",
+		{NO_LEADER, .leader_optime = LSN + 4 * MAX_LAG, .leader_timeline = 1},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "maximum_lag_on_failover"
+	},
+	{
+		"sync: an unlisted member ahead does not hold back a listed one",
+		{NO_LEADER, SYNC("pg1", "pg2"), .members = {M("pg3", 1, LSN + 500, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"sync: an unlisted member silent since the leader left is not waited for",
+		{NO_LEADER, SYNC("pg1", "pg2"), .members = {M("pg3", 1, LSN - 100, SILENT)}},
+		{ELECTOR("pg2", 1, LSN, LSN, 0)},
+		HA_PROMOTE, "pg2", NULL
+	},
+	{
+		"sync: another listed standby ahead wins",
+		{NO_LEADER, SYNC("pg1", "pg2", "pg3"), .members = {M("pg3", 1, LSN + 500, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg3\" is a better candidate"
+	},
+	{
+		"sync: the key's leader, back as a primary as advanced, is waited for",
+		{NO_LEADER, SYNC("pg1", "pg2"), .members = {MPRIMARY("pg1", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "\"pg1\" is a better candidate"
+	},
+	{
+		"sync: the key's leader, back as a primary, takes the key again",
+		{NO_LEADER, SYNC("pg1", "pg2"), .members = {M("pg2", 1, LSN - 100, LIVE)}},
+		{PRIMARY("pg1", 1, LSN)},
+		HA_ACQUIRE, NULL, NULL
+	},
+	{
+		"sync: a primary the key does not know does not take the key",
+		{NO_LEADER, SYNC("pg1", "pg2")},
+		{PRIMARY("pg3", 1, LSN)},
+		HA_WAIT, NULL, "not in the synchronous set"
+	},
+	{
+		"sync: a manual failover may name an unlisted replica",
+		{NO_LEADER, SYNC("pg1", "pg2"), FAILOVER("pg3"),
+		.members = {M("pg3", 1, LSN - 200, LIVE)}},
+		{CANDIDATE("pg3", 1, LSN - 200)},
+		HA_PROMOTE, "pg3", "manual failover"
+	},
+	{
+		"sync: a switchover may name an unlisted replica",
+		{NO_LEADER, SYNC("pg1", "pg2"), SWITCHOVER("pg1", "pg3"),
+		.leader_optime = LSN, .leader_timeline = 1,
+		.members = {M("pg3", 1, LSN, LIVE)}},
+		{CANDIDATE("pg3", 1, LSN)},
+		HA_PROMOTE, "pg3", "switchover"
+	},
+	{
+		"sync: a switchover elsewhere holds back a listed standby",
+		{NO_LEADER, SYNC("pg1", "pg2"), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg3", 1, LSN, LIVE)}},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "switchover to \"pg3\" is in progress"
+	},
+	{
+		"sync: an unlisted replica follows the leader as usual",
+		{LEADER("pg1", THEIR_LEASE), SYNC("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{REPLICA("pg3", 1, LSN)},
+		HA_FOLLOW, "pg1", NULL
+	},
+	{
+		"sync: during a switchover an async replica streams from the target",
+		{LEADER("pg1", THEIR_LEASE), SYNC("pg1", "pg3"), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg3", "target of the switchover"
+	},
+	{
+		"sync: during a switchover the leader's synchronous standby stays on the leader",
+		{LEADER("pg1", THEIR_LEASE), SYNC("pg1", "pg2"), SWITCHOVER("pg1", "pg3"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg3", 1, LSN, LIVE)}},
+		{REPLICA("pg2", 1, LSN)},
+		HA_FOLLOW, "pg1", "following leader"
+	},
+	{
+		"sync: paused, even a listed standby is not promoted",
+		{NO_LEADER, SYNC("pg1", "pg2"), .paused = true},
+		{CANDIDATE("pg2", 1, LSN)},
+		HA_WAIT, NULL, "paused"
+	},
 };
 #pragma GCC diagnostic pop
 
@@ -1415,6 +1561,18 @@ build_view(const ViewSpec *spec, ClusterView *view)
 		r->mod_revision = READ_AT - 1;
 	}
 	view->paused = spec->paused;
+	if (spec->sync.leader != NULL)
+	{
+		SyncState  *sy = &view->sync;
+
+		sy->present = true;
+		sy->malformed = spec->sync.malformed;
+		snprintf(sy->leader, sizeof(sy->leader), "%s", spec->sync.leader);
+		for (i = 0; i < 4 && spec->sync.standbys[i] != NULL; i++)
+			snprintf(sy->standbys[sy->nstandbys++], AUTOHA_NAME_LEN, "%s",
+					 spec->sync.standbys[i]);
+		sy->mod_revision = READ_AT - 2;
+	}
 	for (i = 0; i < MAX_SPEC_HISTORY && spec->history[i].timeline != 0; i++)
 	{
 		HistoryEntry *h = &view->history[view->nhistory++];
