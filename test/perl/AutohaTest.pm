@@ -7,6 +7,8 @@
 # SIGHUP; PostgreSQL servers are stopped by PostgreSQL::Test::Cluster's own END
 # block.  Children of a postmaster we killed with SIGKILL that fail to exit on
 # their own (they should: postmaster death) are reported and killed by PID.
+# The same END block sends SIGCONT to what a test stopped with stop_pids()
+# and SIGTERM to its background psqls (bg_psql()) still running.
 #
 # Usage (see test/t/*.pl):
 #   my $etcd  = AutohaTest::start_etcd();
@@ -36,7 +38,10 @@ our @EXPORT = qw(
   sql sql_ok autoha_node autoha_status in_recovery
   find_leader wait_for_leader wait_for_members wait_streaming
   kill9_node restart_killed_node poll_until now_s lsn_int cluster_name_for_test
-  first_write
+  first_write alive set_conf_all
+  sync_key sync_key_text sync_names sync_list ssn dump_sync_state
+  write_rows has_all_acked bg_psql bg_done
+  stop_pids cont_pids stop_every_process proc_states
 );
 
 # Timing used by all tests (seconds / milliseconds).
@@ -45,9 +50,14 @@ our $LOOP_WAIT = 500;
 our $NAMESPACE = '/service';
 
 my $json = JSON::PP->new->utf8->allow_nonref->allow_bignum;
+# for messages: sorted keys
+my $json_out = JSON::PP->new->utf8->allow_nonref->canonical;
 
 my @etcds;         # AutohaTest::Etcd objects started by this process
 my @orphans;       # children of postmasters we SIGKILLed
+my @stopped;       # PIDs SIGSTOPped by stop_pids() and not yet continued
+my @bg;            # background psqls started by bg_psql()
+my $bg_seq = 0;
 our @several_leaders;    # every time find_leader saw more than one leader
 my $owner_pid = $$;
 
@@ -456,7 +466,9 @@ sub in_recovery
 	return $out eq 't' ? 1 : 0;
 }
 
-sub _alive { my ($node) = @_; return defined $node->{_pid}; }
+# Is $node running, as far as the test knows?  (Cluster.pm forgets the
+# postmaster's PID when it stops or kills the server.)
+sub alive { my ($node) = @_; return defined $node->{_pid}; }
 
 # The running node that is out of recovery and whose worker says is_leader
 # (with the extension), or just out of recovery (without).  Dies if there
@@ -467,7 +479,7 @@ sub find_leader
 	my @l;
 	foreach my $n (@$nodes)
 	{
-		next unless _alive($n);
+		next unless alive($n);
 		my $rec = in_recovery($n);
 		next unless defined $rec && !$rec;
 		if (!$n->{_autoha} || $n->{_autoha}{extension})
@@ -733,12 +745,262 @@ sub make_cluster
 	return \@nodes;
 }
 
+# Append settings (name => value, written as given) to postgresql.conf of
+# every node in @$nodes and reload the running ones.
+sub set_conf_all
+{
+	my ($nodes, %kv) = @_;
+	my $text = join('', map { "$_ = $kv{$_}\n" } sort keys %kv);
+	foreach my $n (@$nodes)
+	{
+		$n->append_conf('postgresql.conf', $text);
+		sql_ok($n, 'SELECT pg_reload_conf()') if alive($n);
+	}
+	return;
+}
+
+############################################################################
+# Synchronous mode: the "sync" key and synchronous_standby_names
+
+# The "sync" key of $cluster decoded ({leader, sync_standby}); { _raw => text }
+# when it is not a JSON object; undef when absent.  Dies when etcd cannot be
+# read.
+sub sync_key
+{
+	my ($etcd, $cluster) = @_;
+	my $v = etcd_get($etcd, ckey($cluster, 'sync'));
+	return undef unless defined $v;
+	my $d = eval { $json->decode($v) };
+	return ref $d eq 'HASH' ? $d : { _raw => $v };
+}
+
+# The "sync" key of $cluster as stored, for messages: 'absent' when there is
+# none or etcd cannot be read.
+sub sync_key_text
+{
+	my ($etcd, $cluster) = @_;
+	my $v = eval { etcd_get($etcd, ckey($cluster, 'sync')) };
+	return $v // 'absent';
+}
+
+# The standbys a decoded sync key lists, in the key's order; () for none or
+# no key.
+sub sync_names
+{
+	my ($k) = @_;
+	return () unless $k && defined $k->{sync_standby} && $k->{sync_standby} ne '';
+	return split /\s*,\s*/, $k->{sync_standby};
+}
+
+# The standbys a decoded sync key lists, as a sorted "a,b" string ('' for
+# none); undef when there is no key.
+sub sync_list
+{
+	my ($k) = @_;
+	return undef unless $k;
+	my @names = sync_names($k);
+	return join(',', sort @names);
+}
+
+# SHOW synchronous_standby_names on $node; undef when it does not answer.
+sub ssn
+{
+	my ($node) = @_;
+	return sql($node, 'SHOW synchronous_standby_names', timeout => 10);
+}
+
+# Notes for a failure ($what): the keys of $cluster in etcd, and for every
+# running node of @$nodes its autoha_node(), its synchronous_standby_names
+# and, on a primary, pg_stat_replication.
+sub dump_sync_state
+{
+	my ($etcd, $cluster, $nodes, $what) = @_;
+	diag("state after failure ($what):\netcd:\n" . etcd_dump($etcd, $cluster));
+	foreach my $n (@$nodes)
+	{
+		unless (alive($n)) { diag($n->name . ': not running'); next; }
+		my $i = autoha_node($n);
+		diag($n->name . ' autoha_node(): ' . ($i ? $json_out->encode($i) : 'unavailable'));
+		diag($n->name . ' synchronous_standby_names: ' . (ssn($n) // '?'));
+		if ((in_recovery($n) // 1) == 0)
+		{
+			diag($n->name . " pg_stat_replication:\n"
+				  . (sql($n, 'SELECT application_name, state, sync_state, flush_lsn FROM pg_stat_replication') // '?'));
+		}
+	}
+	return;
+}
+
+############################################################################
+# Acknowledged rows
+
+# Insert rows $from .. $to into $table(id, src) on $node, one transaction
+# each, src = $src; records every acknowledged id in %$acked (id => src)
+# and checks (one test) that all were acknowledged.  Returns the ids.
+sub write_rows
+{
+	my ($node, $table, $acked, $from, $to, $src) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $script = join('', map { "INSERT INTO $table (id, src) VALUES ($_, '$src') RETURNING id;\n" } $from .. $to);
+	my $timed_out = 0;
+	my ($ret, $out, $err) = $node->psql('postgres', $script, timeout => 60, timed_out => \$timed_out);
+	$err = ($err // '') . ' [timed out]' if $timed_out;
+	my @ids = grep { /^\d+$/ } split /\n/, ($out // '');
+	$acked->{$_} = $src foreach @ids;
+	my $n = $to - $from + 1;
+	is(scalar @ids, $n, "$n writes ($src) acknowledged by " . $node->name) or diag("psql: $err");
+	return @ids;
+}
+
+# Check (one test) that every id of %$acked is in $table on $node, polling
+# for up to $timeout s (30): a replica may still replay.  Returns seconds or
+# undef.
+sub has_all_acked
+{
+	my ($node, $table, $acked, $timeout) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my @ids = sort { $a <=> $b } keys %$acked;
+	my $list = '{' . join(',', @ids) . '}';
+	my $want = scalar @ids;
+	my $got;
+	my $ok = poll_until(
+		sub {
+			$got = sql($node, "SELECT count(*) FROM $table WHERE id = ANY('$list'::int[])");
+			return defined $got && $got == $want;
+		},
+		$timeout // 30, "every acknowledged row on " . $node->name);
+	ok(defined $ok, "all $want acknowledged rows are on " . $node->name)
+	  or diag("found " . ($got // 'undef') . " of $want");
+	return $ok;
+}
+
+############################################################################
+# Background psqls and stopped processes (both cleaned up by the END block)
+
+# A psql -c of $query on $node in the background (fork + exec, so only psql
+# runs in the child); stdout and stderr go to files under tmp_check.
+# Returns a handle for bg_done(); one still running at the end of the test
+# gets SIGTERM.
+sub bg_psql
+{
+	my ($node, $query) = @_;
+	my $base = "$PostgreSQL::Test::Utils::tmp_check/bg_" . ++$bg_seq;
+	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
+		'-d', 'postgres', '-c', $query);
+	my $pid = fork();
+	die "fork: $!" unless defined $pid;
+	if ($pid == 0)
+	{
+		open(STDIN, '<', '/dev/null');
+		open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
+		open(STDERR, '>', "$base.err") or POSIX::_exit(126);
+		{ no warnings 'exec'; exec { $cmd[0] } @cmd; }
+		POSIX::_exit(127);
+	}
+	my $h = { pid => $pid, base => $base, t0 => now_s(), query => $query };
+	push @bg, $h;
+	note("background psql $pid on " . $node->name . ": $query");
+	return $h;
+}
+
+# Has the background psql of handle $h exited?  Returns 1 or 0; once it has,
+# sets in $h: rc (exit status), out (stdout, chomped), err (stderr), t_end,
+# secs (its run time).
+sub bg_done
+{
+	my ($h) = @_;
+	return 1 if defined $h->{rc};
+	my $r = waitpid($h->{pid}, POSIX::WNOHANG());
+	return 0 unless $r == $h->{pid};
+	$h->{t_end} = now_s();
+	$h->{secs}  = $h->{t_end} - $h->{t0};
+	$h->{rc}    = $? >> 8;
+	$h->{out}   = slurp_file("$h->{base}.out");
+	$h->{err}   = slurp_file("$h->{base}.err");
+	chomp $h->{out};
+	return 1;
+}
+
+# SIGSTOP the given PIDs; the END block sends them SIGCONT whatever happens,
+# unless cont_pids() did.
+sub stop_pids
+{
+	my (@pids) = @_;
+	kill 'STOP', @pids;
+	push @stopped, @pids;
+	return;
+}
+
+# SIGCONT the given PIDs and forget them (see stop_pids()).
+sub cont_pids
+{
+	my (@pids) = @_;
+	my %cont = map { $_ => 1 } @pids;
+	kill 'CONT', @pids;
+	@stopped = grep { !$cont{$_} } @stopped;
+	return;
+}
+
+# SIGSTOP $node's postmaster, then every child of it until no new one
+# appears.  The PIDs, postmaster first, replace the contents of @$frozen as
+# they are stopped (the caller sends them SIGCONT: these are not in the
+# END block's care); returns them.
+sub stop_every_process
+{
+	my ($node, $frozen) = @_;
+	my $pm = $node->{_pid};
+	die 'node ' . $node->name . " has no known postmaster\n" unless defined $pm;
+	kill 'STOP', $pm;
+	@$frozen = ($pm);
+	my %stopped = ($pm => 1);
+	my $quiet   = 0;
+	while ($quiet < 3)
+	{
+		my @new = grep { !$stopped{$_} } _children($pm);
+		if (@new)
+		{
+			kill 'STOP', @new;
+			push @$frozen, @new;
+			$stopped{$_} = 1 for @new;
+			$quiet = 0;
+		}
+		else
+		{
+			$quiet++;
+		}
+		usleep(20_000);
+	}
+	return @$frozen;
+}
+
+# "pid:state" for each PID, the state letter from /proc/PID/stat (T:
+# stopped, Z: zombie; ? when unreadable).
+sub proc_states
+{
+	return map {
+		my $s = '?';
+		if (open(my $fh, '<', "/proc/$_/stat")) { my $l = <$fh>; close $fh; ($s) = $l =~ /\)\s+(\S)/; }
+		"$_:$s"
+	} @_;
+}
+
 ############################################################################
 # Cleanup: stop what we started, by PID, whatever happens.
 
 sub _cleanup
 {
 	return unless $$ == $owner_pid;
+	# processes a test SIGSTOPped (stop_pids) and did not continue
+	kill 'CONT', @stopped if @stopped;
+	@stopped = ();
+	# background psqls still running (waitpid sets $?: END restores it)
+	foreach my $h (@bg)
+	{
+		next if defined $h->{rc};
+		kill 'TERM', $h->{pid};
+		waitpid($h->{pid}, 0);
+	}
+	@bg = ();
 	foreach my $e (@etcds)
 	{
 		eval { $e->stop('TERM') };

@@ -246,32 +246,9 @@ ok(defined poll_until(
 # ------------------------------------------------------------------ freeze
 my $pm = $old->{_pid};
 my $t_freeze = now_s();
-kill 'STOP', $pm;
-@frozen = ($pm);
-my %stopped = ($pm => 1);
-my $quiet   = 0;
-while ($quiet < 3)
-{
-	my @new = grep { !$stopped{$_} } AutohaTest::_children($pm);
-	if (@new)
-	{
-		kill 'STOP', @new;
-		push @frozen, @new;
-		$stopped{$_} = 1 for @new;
-		$quiet = 0;
-	}
-	else
-	{
-		$quiet++;
-	}
-	usleep(20_000);
-}
+stop_every_process($old, \@frozen);
 my $t_frozen = now_s();
-my @states = map {
-	my $s = '?';
-	if (open(my $fh, '<', "/proc/$_/stat")) { my $l = <$fh>; close $fh; ($s) = $l =~ /\)\s+(\S)/; }
-	"$_:$s"
-} @frozen;
+my @states = proc_states(@frozen);
 note(sprintf("froze %s: postmaster %d and %d children in %.3f s (states %s)",
 		$old->name, $pm, scalar(@frozen) - 1, $t_frozen - $t_freeze, "@states"));
 ok(!grep({ !/:[TZ]$/ } @states), 'the postmaster and all its children are stopped');

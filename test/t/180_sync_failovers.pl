@@ -108,6 +108,8 @@ my %by_name = map { $_->name => $_ } @$nodes;
 my %by_port = map { $_->port => $_ } @$nodes;
 
 # ---------------------------------------------------------------- helpers
+# (sync_key, sync_names, stop_every_process and proc_states are in
+# AutohaTest.pm)
 
 sub is_frozen
 {
@@ -135,21 +137,6 @@ sub dump_state
 	return;
 }
 
-# The sync key decoded ({leader, sync_standby}), or undef.
-sub sync_key
-{
-	my $raw = eval { etcd_get($etcd, ckey($cluster, 'sync')) };
-	return undef unless defined $raw;
-	return eval { $json->decode($raw) };
-}
-
-sub sync_names
-{
-	my ($s) = @_;
-	return () unless $s && defined $s->{sync_standby} && $s->{sync_standby} ne '';
-	return split /,/, $s->{sync_standby};
-}
-
 # Wait until the sync key names $leader and at least one standby, every
 # standby it lists streams from $leader, and $leader's
 # synchronous_standby_names names them.  Returns the listed names, or ().
@@ -159,7 +146,8 @@ sub wait_sync_ready
 	my (@names, $seen);
 	my $secs = poll_until(
 		sub {
-			my $s = sync_key();
+			# etcd unreadable: as if the key were absent
+			my $s = eval { sync_key($etcd, $cluster) };
 			$seen = $s ? $json->encode($s) : 'absent';
 			return 0 unless $s && ($s->{leader} // '') eq $leader->name;
 			@names = sync_names($s);
@@ -183,45 +171,6 @@ sub wait_sync_ready
 		return ();
 	}
 	return @names;
-}
-
-# SIGSTOP the postmaster, then every child until no new one appears.
-# Returns the PIDs, postmaster first (also kept in @frozen).
-sub stop_every_process
-{
-	my ($node) = @_;
-	my $pm = $node->{_pid};
-	die 'node ' . $node->name . " has no known postmaster\n" unless defined $pm;
-	kill 'STOP', $pm;
-	@frozen = ($pm);
-	my %stopped = ($pm => 1);
-	my $quiet   = 0;
-	while ($quiet < 3)
-	{
-		my @new = grep { !$stopped{$_} } AutohaTest::_children($pm);
-		if (@new)
-		{
-			kill 'STOP', @new;
-			push @frozen, @new;
-			$stopped{$_} = 1 for @new;
-			$quiet = 0;
-		}
-		else
-		{
-			$quiet++;
-		}
-		usleep(20_000);
-	}
-	return @frozen;
-}
-
-sub proc_states
-{
-	return map {
-		my $s = '?';
-		if (open(my $fh, '<', "/proc/$_/stat")) { my $l = <$fh>; close $fh; ($s) = $l =~ /\)\s+(\S)/; }
-		"$_:$s"
-	} @_;
 }
 
 # Set $node->{_pid} from postmaster.pid if that postmaster is alive.
@@ -296,7 +245,7 @@ is($leader && $leader->name, 'node1', 'node1 leads') or BAIL_OUT('no leader');
 my @sync = wait_sync_ready($leader, 60);
 ok(scalar(@sync), 'the sync key names the leader and a standby streaming from it')
   or do { dump_state('no sync standby'); BAIL_OUT('the leader never wrote a usable sync key'); };
-note('sync key: ' . $json->encode(sync_key()));
+note('sync key: ' . $json->encode(scalar eval { sync_key($etcd, $cluster) }));
 is(scalar(@sync), 1, 'one synchronous standby (synchronous_node_count = 1)');
 my ($sync1) = @sync;
 my ($async1) = grep { $_->name ne $sync1 && $_ != $leader } @$nodes;
@@ -392,7 +341,7 @@ while ($faults < $max_faults)
 	my $t_fault = now_s();
 	my $dt_fault = drill_time();
 	my @kids;
-	stop_every_process($old);
+	stop_every_process($old, \@frozen);
 	my @states = proc_states(@frozen);
 	if ($kind eq 'kill')
 	{

@@ -28,7 +28,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use Time::HiRes qw(usleep);
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
@@ -46,56 +45,14 @@ my $nodes   = make_cluster(
 	conf         => { 'autoha.synchronous_mode' => 'on' });
 my ($n1, $n2) = @$nodes;
 my $leader_key = ckey($cluster, 'leader');
-my $sync_key   = ckey($cluster, 'sync');
 
 # ---------------------------------------------------------------- helpers
-
-# The sync key decoded ({leader, sync_standby}), undef when absent.
-sub sync_key
-{
-	my $v = etcd_get($etcd, $sync_key);
-	return undef unless defined $v;
-	my $d = eval { $json->decode($v) };
-	return ref $d eq 'HASH' ? $d : { _raw => $v };
-}
-
-# The standbys a decoded sync key lists, as a sorted "a,b" string ('' for
-# none); undef when there is no key.
-sub sync_list
-{
-	my ($k) = @_;
-	return undef unless $k;
-	my $s = $k->{sync_standby};
-	return '' unless defined $s && $s ne '';
-	return join(',', sort split /\s*,\s*/, $s);
-}
-
-sub key_text { my $v = eval { etcd_get($etcd, $sync_key) }; return $v // 'absent'; }
-
-sub ssn { my ($node) = @_; return sql($node, 'SHOW synchronous_standby_names', timeout => 10); }
-
-sub alive { my ($node) = @_; return defined $node->{_pid}; }
+# (sync_key, sync_list, sync_key_text, ssn, alive, set_conf_all, write_rows,
+# has_all_acked, bg_psql, bg_done and dump_sync_state are in AutohaTest.pm)
 
 # Notes for a failure: etcd, autoha_node() of every running server,
 # pg_stat_replication of the primaries.
-sub dump_state
-{
-	my ($what) = @_;
-	diag("state after failure ($what):\netcd:\n" . etcd_dump($etcd, $cluster));
-	foreach my $n (@$nodes)
-	{
-		unless (alive($n)) { diag($n->name . ': not running'); next; }
-		my $i = autoha_node($n);
-		diag($n->name . ' autoha_node(): ' . ($i ? $json->canonical->encode($i) : 'unavailable'));
-		diag($n->name . ' synchronous_standby_names: ' . (ssn($n) // '?'));
-		if ((in_recovery($n) // 1) == 0)
-		{
-			diag($n->name . " pg_stat_replication:\n"
-				  . (sql($n, 'SELECT application_name, state, sync_state, flush_lsn FROM pg_stat_replication') // '?'));
-		}
-	}
-	return;
-}
+sub dump_state { my ($what) = @_; return dump_sync_state($etcd, $cluster, $nodes, $what); }
 
 # Poll autoha_node() of $node until $field (JSON-encoded, canonical) is
 # $want; the worker's view of etcd may be a loop behind.
@@ -116,108 +73,8 @@ sub node_field_becomes
 
 sub check { my ($ok, $name) = @_; ok($ok, $name) or dump_state($name); return $ok; }
 
-# Append settings to postgresql.conf of every server and reload the running
-# ones.
-sub set_conf_all
-{
-	my (%kv) = @_;
-	my $text = join('', map { "$_ = $kv{$_}\n" } sort keys %kv);
-	foreach my $n (@$nodes)
-	{
-		$n->append_conf('postgresql.conf', $text);
-		sql_ok($n, 'SELECT pg_reload_conf()') if alive($n);
-	}
-	return;
-}
-
-# Rows written and acknowledged (one transaction each).
+# Rows written and acknowledged (id => src; write_rows() adds to it).
 my %acked;
-sub write_rows
-{
-	my ($node, $from, $to, $src) = @_;
-	my $script = join('', map { "INSERT INTO t190 (id, src) VALUES ($_, '$src') RETURNING id;\n" } $from .. $to);
-	my $timed_out = 0;
-	my ($ret, $out, $err) = $node->psql('postgres', $script, timeout => 60, timed_out => \$timed_out);
-	$err = ($err // '') . ' [timed out]' if $timed_out;
-	my @ids = grep { /^\d+$/ } split /\n/, ($out // '');
-	$acked{$_} = $src foreach @ids;
-	my $n = $to - $from + 1;
-	is(scalar @ids, $n, "$n writes ($src) acknowledged by " . $node->name) or diag("psql: $err");
-	return @ids;
-}
-
-# Every acknowledged row present on $node (polls: a replica may still replay)?
-sub has_all_acked
-{
-	my ($node, $timeout) = @_;
-	my @ids = sort { $a <=> $b } keys %acked;
-	my $list = '{' . join(',', @ids) . '}';
-	my $want = scalar @ids;
-	my $got;
-	my $ok = poll_until(
-		sub {
-			$got = sql($node, "SELECT count(*) FROM t190 WHERE id = ANY('$list'::int[])");
-			return defined $got && $got == $want;
-		},
-		$timeout // 30, "every acknowledged row on " . $node->name);
-	ok(defined $ok, "all $want acknowledged rows are on " . $node->name)
-	  or diag("found " . ($got // 'undef') . " of $want");
-	return $ok;
-}
-
-# A psql -c in the background (fork + exec, so only psql runs in the child):
-# returns a handle for bg_done().  Stdout and stderr go to files.
-my @bg;
-my $bg_seq = 0;
-sub bg_psql
-{
-	my ($node, $query) = @_;
-	my $base = "$PostgreSQL::Test::Utils::tmp_check/bg_" . ++$bg_seq;
-	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
-		'-d', 'postgres', '-c', $query);
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
-		open(STDERR, '>', "$base.err") or POSIX::_exit(126);
-		{ no warnings 'exec'; exec { $cmd[0] } @cmd; }
-		POSIX::_exit(127);
-	}
-	my $h = { pid => $pid, base => $base, t0 => now_s(), query => $query };
-	push @bg, $h;
-	note("background psql $pid on " . $node->name . ": $query");
-	return $h;
-}
-
-# Has the background psql exited?  Sets rc, out, err, t_end, secs.
-sub bg_done
-{
-	my ($h) = @_;
-	return 1 if defined $h->{rc};
-	my $r = waitpid($h->{pid}, POSIX::WNOHANG());
-	return 0 unless $r == $h->{pid};
-	$h->{t_end} = now_s();
-	$h->{secs}  = $h->{t_end} - $h->{t0};
-	$h->{rc}    = $? >> 8;
-	$h->{out}   = slurp_file("$h->{base}.out");
-	$h->{err}   = slurp_file("$h->{base}.err");
-	chomp $h->{out};
-	return 1;
-}
-
-END
-{
-	# keep the script's exit status (waitpid sets $?)
-	local $?;
-	foreach my $h (@bg)
-	{
-		next if defined $h->{rc};
-		kill 'TERM', $h->{pid};
-		waitpid($h->{pid}, 0);
-	}
-}
 
 # ---------------------------------------------------------------- 1. mode on, both up
 
@@ -227,13 +84,13 @@ is(sql($_, 'SHOW autoha.synchronous_mode'), 'on', $_->name . ': autoha.synchrono
 
 my $secs = poll_until(
 	sub {
-		my $k = sync_key();
+		my $k = sync_key($etcd, $cluster);
 		return $k && ($k->{leader} // '') eq 'node1' && (sync_list($k) // '') eq 'node2'
 		  && (ssn($n1) // '') eq '"node2"';
 	},
 	60, 'sync key listing node2 and synchronous_standby_names "node2"');
 check(defined $secs, 'the sync key lists node2 and node1 names "node2" in synchronous_standby_names');
-note(sprintf("sync key %s, %.2f s after the cluster was ready", key_text(), $secs // -1));
+note(sprintf("sync key %s, %.2f s after the cluster was ready", sync_key_text($etcd, $cluster), $secs // -1));
 is(ssn($n1), '"node2"', 'SHOW synchronous_standby_names on node1 is "node2"');
 
 my $i1 = autoha_node($n1);
@@ -257,7 +114,7 @@ is(sql($n1, "SELECT sync_state FROM pg_stat_replication WHERE application_name =
 	'pg_stat_replication on node1: node2 is sync');
 
 sql_ok($n1, 'CREATE TABLE t190 (id int PRIMARY KEY, src text)');
-write_rows($n1, 1, 100, 'on, both up');
+write_rows($n1, 't190', \%acked, 1, 100, 'on, both up');
 
 # ---------------------------------------------------------------- 2. mode on, node2 killed
 
@@ -275,15 +132,17 @@ poll_until(
 		# order of the reads matters: commit state, then the setting, then the key
 		my $done = bg_done($c);
 		my $s    = ssn($n1);
-		my $k    = sync_key();
+		my $k    = sync_key($etcd, $cluster);
 		my $list = sync_list($k);
 		my $t    = now_s() - $t_kill2;
 		my $lists2 = defined $list && $list =~ /\bnode2\b/;
 		$t_key //= $t if defined $list && !$lists2;
 		$t_ssn //= $t if defined $s && $s !~ /node2/;
-		push @order_bad, sprintf('%.2f s: the commit has returned but the key still lists node2 (%s)', $t, key_text())
+		push @order_bad, sprintf('%.2f s: the commit has returned but the key still lists node2 (%s)', $t,
+			sync_key_text($etcd, $cluster))
 		  if $done && $lists2;
-		push @order_bad, sprintf('%.2f s: synchronous_standby_names is [%s] but the key still lists node2 (%s)', $t, $s, key_text())
+		push @order_bad, sprintf('%.2f s: synchronous_standby_names is [%s] but the key still lists node2 (%s)', $t, $s,
+			sync_key_text($etcd, $cluster))
 		  if defined $s && $s !~ /node2/ && $lists2;
 		return $done && defined $t_key && defined $t_ssn;
 	},
@@ -300,13 +159,14 @@ note(sprintf("mode on, node2 killed: key without node2 at %.2f s, synchronous_st
 		$t_key // -1, $t_ssn // -1, ($c->{t_end} // $t_kill2 - 1) - $t_kill2, $c->{secs} // -1, $polls));
 is_deeply(\@order_bad, [], 'the key dropped node2 before synchronous_standby_names did and before the commit returned')
   or dump_state('ordering');
-my $k = sync_key();
+my $k = sync_key($etcd, $cluster);
 ok($k, 'the sync key still exists (mode on)');
 is($k && $k->{leader}, 'node1', 'its leader is node1');
-ok($k && exists $k->{sync_standby} && !defined $k->{sync_standby}, 'its sync_standby is null') or diag('key: ' . key_text());
+ok($k && exists $k->{sync_standby} && !defined $k->{sync_standby}, 'its sync_standby is null')
+  or diag('key: ' . sync_key_text($etcd, $cluster));
 is(ssn($n1), '', 'SHOW synchronous_standby_names on node1 is empty');
 node_field_becomes($n1, 'sync_standbys', '[]', 'autoha_node().sync_standbys on node1 is empty');
-write_rows($n1, 1002, 1050, 'on, node2 dead');
+write_rows($n1, 't190', \%acked, 1002, 1050, 'on, node2 dead');
 
 # ---------------------------------------------------------------- 3. node1 killed, node2 back: not promoted
 
@@ -341,9 +201,9 @@ ok(defined $reason_seen, 'node2 autoha_node().decision_reason says "not in the s
   or diag('last decision: ' . ($last_info ? ($last_info->{decision} // '') . ' / ' . ($last_info->{decision_reason} // '') : 'none'));
 is($last_info && $last_info->{decision}, 'wait', "node2's decision is wait");
 note('node2 decision_reason: ' . ($last_info->{decision_reason} // 'undef')) if $last_info;
-$k = sync_key();
+$k = sync_key($etcd, $cluster);
 ok($k && ($k->{leader} // '') eq 'node1' && sync_list($k) eq '', 'the sync key still names leader node1 and no standby')
-  or diag('key: ' . key_text());
+  or diag('key: ' . sync_key_text($etcd, $cluster));
 
 # ---------------------------------------------------------------- 4. node1 back: leads again
 
@@ -355,25 +215,25 @@ is($l1 && $l1->name, 'node1', 'node1 (the sync key leader) takes the leader key 
 note(sprintf('node1 leads %.2f s after its start', $lsecs // -1));
 is(in_recovery($n2), 1, 'node2 is still a replica');
 ok(defined wait_streaming($n1, [$n2], 60), 'node2 streams from node1');
-$secs = poll_until(sub { (sync_list(sync_key()) // '') eq 'node2' && (ssn($n1) // '') eq '"node2"' },
+$secs = poll_until(sub { (sync_list(sync_key($etcd, $cluster)) // '') eq 'node2' && (ssn($n1) // '') eq '"node2"' },
 	60, 'node2 back in the sync key');
 check(defined $secs, 'node2 is listed in the sync key again and named in synchronous_standby_names');
 note(sprintf('node2 back in the sync key %.2f s after node1 started', now_s() - $t_start1));
-has_all_acked($n1);
-has_all_acked($n2);
+has_all_acked($n1, 't190', \%acked);
+has_all_acked($n2, 't190', \%acked);
 
 # ---------------------------------------------------------------- 5. strict
 
-set_conf_all('autoha.synchronous_mode' => 'strict');
+set_conf_all($nodes, 'autoha.synchronous_mode' => 'strict');
 $secs = poll_until(sub { !grep { (sql($_, 'SHOW autoha.synchronous_mode') // '') ne 'strict' } @$nodes },
 	20, 'autoha.synchronous_mode = strict on both');
 ok(defined $secs, 'SHOW autoha.synchronous_mode is strict on both servers after the reload');
 ok(defined poll_until(sub { my $i = autoha_node($n1); $i && ($i->{synchronous_mode} // '') eq 'strict' }, 20,
 		"node1's worker in strict mode"),
 	'autoha_node().synchronous_mode on node1 is strict');
-is(sync_list(sync_key()), 'node2', 'strict: the key still lists node2');
+is(sync_list(sync_key($etcd, $cluster)), 'node2', 'strict: the key still lists node2');
 is(ssn($n1), '"node2"', 'strict: synchronous_standby_names is still "node2"');
-write_rows($n1, 2001, 2100, 'strict, both up');
+write_rows($n1, 't190', \%acked, 2001, 2100, 'strict, both up');
 
 @kids2 = AutohaTest::kill9_node($n2);
 $t_kill2 = now_s();
@@ -393,14 +253,15 @@ while (now_s() - $t_kill2 < $window)
 	push @bad, sprintf('%.1f s: node1 not is_leader', $t) unless $i && $i->{is_leader};
 	my $s = ssn($n1) // '?';
 	push @bad, sprintf('%.1f s: synchronous_standby_names = [%s]', $t, $s) unless $s eq '"node2"' || $s eq '*';
-	my $l = sync_list(sync_key()) // 'absent';
+	my $l = sync_list(sync_key($etcd, $cluster)) // 'absent';
 	push @bad, sprintf('%.1f s: the key lists [%s]', $t, $l) unless $l eq 'node2';
 	usleep(300_000);
 }
 is_deeply(\@bad, [], "strict: with node2 dead the commit waits for ${window} s; node1 leads, "
 	  . 'names node2 in synchronous_standby_names and keeps it in the key')
   or dump_state('strict wait');
-note("strict, node2 dead: $polls polls; synchronous_standby_names " . (ssn($n1) // '?') . ', key ' . key_text());
+note("strict, node2 dead: $polls polls; synchronous_standby_names " . (ssn($n1) // '?')
+	  . ', key ' . sync_key_text($etcd, $cluster));
 ok(!bg_done($c), 'the commit is still waiting');
 is(sql($n1, "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"), '1',
 	'node1 shows one backend waiting on SyncRep');
@@ -420,11 +281,12 @@ ok(defined poll_until(sub { (sql($n2, 'SELECT count(*) FROM t190 WHERE id = 3001
 # ---------------------------------------------------------------- 6. strict: kill -9 of node1, node2 promoted
 
 ok(defined wait_streaming($n1, [$n2], 60), 'node2 streams from node1');
-check(defined poll_until(sub { (sync_list(sync_key()) // '') eq 'node2' && (ssn($n1) // '') eq '"node2"' }, 60, 'node2 in the key'),
+check(defined poll_until(sub { (sync_list(sync_key($etcd, $cluster)) // '') eq 'node2' && (ssn($n1) // '') eq '"node2"' },
+			60, 'node2 in the key'),
 	'node2 is in the sync key and synchronous_standby_names');
 # acknowledged writes right up to the kill (no catch-up wait): in strict
 # mode each was flushed by node2 before it was acknowledged
-write_rows($n1, 4001, 4200, 'strict, just before the kill');
+write_rows($n1, 't190', \%acked, 4001, 4200, 'strict, just before the kill');
 @kids1 = AutohaTest::kill9_node($n1);
 $t_kill1 = now_s();
 my ($l2, $l2secs) = wait_for_leader([$n2], 60);
@@ -432,11 +294,12 @@ is($l2 && $l2->name, 'node2', 'strict: node2 (listed in the sync key) is promote
   or dump_state('failover to node2');
 note(sprintf('FAILOVER strict: node2 leads %.2f s after kill -9 of node1', $l2secs // -1));
 is(etcd_get($etcd, $leader_key), 'node2', 'the leader key names node2');
-has_all_acked($n2, 30);
+has_all_acked($n2, 't190', \%acked, 30);
 is(sql($n2, "SELECT count(*) FROM t190 WHERE src = 'strict, just before the kill'"), '200',
 	'node2 has all 200 rows acknowledged just before the kill');
-$k = sync_key();
-note('after the failover: sync key ' . key_text() . ', synchronous_standby_names on node2 ' . (ssn($n2) // '?'));
+$k = sync_key($etcd, $cluster);
+note('after the failover: sync key ' . sync_key_text($etcd, $cluster)
+	  . ', synchronous_standby_names on node2 ' . (ssn($n2) // '?'));
 is($k && $k->{leader}, 'node2', 'the sync key now names node2 as its leader');
 
 is(scalar(@AutohaTest::several_leaders), 0, 'never saw two leaders');

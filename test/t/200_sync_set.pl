@@ -28,7 +28,6 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use Time::HiRes qw(usleep);
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
@@ -50,63 +49,13 @@ my $leader_key = ckey($cluster, 'leader');
 my $sync_key   = ckey($cluster, 'sync');
 
 # ---------------------------------------------------------------- helpers
+# (sync_key, sync_list, sync_key_text, ssn, alive, set_conf_all, write_rows,
+# has_all_acked, bg_psql, bg_done, stop_pids, cont_pids and dump_sync_state
+# are in AutohaTest.pm)
 
-sub sync_key
-{
-	my $v = etcd_get($etcd, $sync_key);
-	return undef unless defined $v;
-	my $d = eval { $json->decode($v) };
-	return ref $d eq 'HASH' ? $d : { _raw => $v };
-}
-
-# sorted "a,b" of the standbys the key lists, '' for none, undef: no key
-sub sync_list
-{
-	my ($k) = @_;
-	return undef unless $k;
-	my $s = $k->{sync_standby};
-	return '' unless defined $s && $s ne '';
-	return join(',', sort split /\s*,\s*/, $s);
-}
-
-sub key_text { my $v = eval { etcd_get($etcd, $sync_key) }; return $v // 'absent'; }
-
-sub ssn { my ($node) = @_; return sql($node, 'SHOW synchronous_standby_names', timeout => 10); }
-
-sub alive { my ($node) = @_; return defined $node->{_pid}; }
-
-sub dump_state
-{
-	my ($what) = @_;
-	diag("state after failure ($what):\netcd:\n" . etcd_dump($etcd, $cluster));
-	foreach my $n (@$nodes)
-	{
-		unless (alive($n)) { diag($n->name . ': not running'); next; }
-		my $i = autoha_node($n);
-		diag($n->name . ' autoha_node(): ' . ($i ? $json->canonical->encode($i) : 'unavailable'));
-		diag($n->name . ' synchronous_standby_names: ' . (ssn($n) // '?'));
-		if ((in_recovery($n) // 1) == 0)
-		{
-			diag($n->name . " pg_stat_replication:\n"
-				  . (sql($n, 'SELECT application_name, state, sync_state, flush_lsn FROM pg_stat_replication') // '?'));
-		}
-	}
-	return;
-}
+sub dump_state { my ($what) = @_; return dump_sync_state($etcd, $cluster, $nodes, $what); }
 
 sub check { my ($ok, $name) = @_; ok($ok, $name) or dump_state($name); return $ok; }
-
-sub set_conf_all
-{
-	my (%kv) = @_;
-	my $text = join('', map { "$_ = $kv{$_}\n" } sort keys %kv);
-	foreach my $n (@$nodes)
-	{
-		$n->append_conf('postgresql.conf', $text);
-		sql_ok($n, 'SELECT pg_reload_conf()') if alive($n);
-	}
-	return;
-}
 
 # wait until SHOW $guc is $value on every running server
 sub wait_show
@@ -118,92 +67,8 @@ sub wait_show
 	return $ok;
 }
 
+# acknowledged rows, id => src (write_rows() adds to it)
 my %acked;
-sub write_rows
-{
-	my ($node, $from, $to, $src) = @_;
-	my $script = join('', map { "INSERT INTO t200 (id, src) VALUES ($_, '$src') RETURNING id;\n" } $from .. $to);
-	my $timed_out = 0;
-	my ($ret, $out, $err) = $node->psql('postgres', $script, timeout => 60, timed_out => \$timed_out);
-	$err = ($err // '') . ' [timed out]' if $timed_out;
-	my @ids = grep { /^\d+$/ } split /\n/, ($out // '');
-	$acked{$_} = $src foreach @ids;
-	my $n = $to - $from + 1;
-	is(scalar @ids, $n, "$n writes ($src) acknowledged by " . $node->name) or diag("psql: $err");
-	return @ids;
-}
-
-sub has_all_acked
-{
-	my ($node, $timeout) = @_;
-	my @ids = sort { $a <=> $b } keys %acked;
-	my $list = '{' . join(',', @ids) . '}';
-	my $want = scalar @ids;
-	my $got;
-	my $ok = poll_until(
-		sub {
-			$got = sql($node, "SELECT count(*) FROM t200 WHERE id = ANY('$list'::int[])");
-			return defined $got && $got == $want;
-		},
-		$timeout // 30, "every acknowledged row on " . $node->name);
-	ok(defined $ok, "all $want acknowledged rows are on " . $node->name)
-	  or diag("found " . ($got // 'undef') . " of $want");
-	return $ok;
-}
-
-my @bg;
-my $bg_seq = 0;
-sub bg_psql
-{
-	my ($node, $query) = @_;
-	my $base = "$PostgreSQL::Test::Utils::tmp_check/bg_" . ++$bg_seq;
-	my @cmd = ('psql', '-XAtq', '-v', 'ON_ERROR_STOP=1', '-h', $node->host, '-p', $node->port,
-		'-d', 'postgres', '-c', $query);
-	my $pid = fork();
-	die "fork: $!" unless defined $pid;
-	if ($pid == 0)
-	{
-		open(STDIN, '<', '/dev/null');
-		open(STDOUT, '>', "$base.out") or POSIX::_exit(126);
-		open(STDERR, '>', "$base.err") or POSIX::_exit(126);
-		{ no warnings 'exec'; exec { $cmd[0] } @cmd; }
-		POSIX::_exit(127);
-	}
-	my $h = { pid => $pid, base => $base, t0 => now_s(), query => $query };
-	push @bg, $h;
-	note("background psql $pid on " . $node->name . ": $query");
-	return $h;
-}
-
-sub bg_done
-{
-	my ($h) = @_;
-	return 1 if defined $h->{rc};
-	my $r = waitpid($h->{pid}, POSIX::WNOHANG());
-	return 0 unless $r == $h->{pid};
-	$h->{t_end} = now_s();
-	$h->{secs}  = $h->{t_end} - $h->{t0};
-	$h->{rc}    = $? >> 8;
-	$h->{out}   = slurp_file("$h->{base}.out");
-	$h->{err}   = slurp_file("$h->{base}.err");
-	chomp $h->{out};
-	return 1;
-}
-
-# processes this test SIGSTOPped: continued whatever happens
-my @stopped;
-END
-{
-	# keep the script's exit status (waitpid sets $?)
-	local $?;
-	kill 'CONT', @stopped if @stopped;
-	foreach my $h (@bg)
-	{
-		next if defined $h->{rc};
-		kill 'TERM', $h->{pid};
-		waitpid($h->{pid}, 0);
-	}
-}
 
 # Wait until $leader's key lists exactly one standby, named alone in its
 # synchronous_standby_names; returns that standby's name.
@@ -213,7 +78,7 @@ sub wait_one_sync
 	my $name;
 	my $ok = poll_until(
 		sub {
-			my $k = sync_key() or return 0;
+			my $k = sync_key($etcd, $cluster) or return 0;
 			return 0 unless ($k->{leader} // '') eq $leader->name;
 			my $l = sync_list($k);
 			return 0 unless defined $l && $l =~ /^node\d+$/;
@@ -237,7 +102,7 @@ my $t = now_s();
 my $sname = wait_one_sync($n1, 60);
 check(defined $sname, 'the key lists exactly one standby, the one node1 names in synchronous_standby_names')
   or BAIL_OUT('no synchronous standby');
-note(sprintf('sync key %s (%.2f s)', key_text(), now_s() - $t));
+note(sprintf('sync key %s (%.2f s)', sync_key_text($etcd, $cluster), now_s() - $t));
 my $S = $by_name{$sname};
 my ($A) = grep { $_ != $n1 && $_ != $S } @$nodes;
 note("synchronous standby S = $sname, other replica A = " . $A->name);
@@ -260,14 +125,13 @@ is(sql($n1, "SELECT string_agg(application_name || ':' || sync_state, ',' ORDER 
 	'pg_stat_replication: S sync, A async');
 
 sql_ok($n1, 'CREATE TABLE t200 (id int PRIMARY KEY, src text)');
-write_rows($n1, 1, 100, 'on, all up');
+write_rows($n1, 't200', \%acked, 1, 100, 'on, all up');
 
 # ---------------------------------------------------------------- 2. S stops streaming
 
 my $wr = sql_ok($S, 'SELECT pid FROM pg_stat_wal_receiver');
 ok($wr =~ /^\d+$/, "S's walreceiver pid is $wr") or BAIL_OUT('no walreceiver on S');
-kill 'STOP', $wr;
-push @stopped, $wr;
+stop_pids($wr);
 my $t_stop = now_s();
 my $gone = poll_until(
 	sub {
@@ -282,21 +146,22 @@ my $moved = poll_until(
 	sub {
 		# setting first, then the key
 		my $s = ssn($n1);
-		my $k = sync_key();
+		my $k = sync_key($etcd, $cluster);
 		my $l = sync_list($k);
-		push @order_bad, sprintf('%.2f s: synchronous_standby_names [%s] but the key lists S (%s)', now_s() - $t_stop, $s, key_text())
+		push @order_bad, sprintf('%.2f s: synchronous_standby_names [%s] but the key lists S (%s)', now_s() - $t_stop, $s,
+			sync_key_text($etcd, $cluster))
 		  if defined $s && $s !~ /"\Q$sname\E"/ && defined $l && $l =~ /\b\Q$sname\E\b/;
 		return defined $l && $l eq $A->name && ($s // '') eq '"' . $A->name . '"';
 	},
 	40, 'the sync key and synchronous_standby_names to move to A', 0.1);
 check(defined $moved, 'the sync key lists A instead of S, and the leader names A in synchronous_standby_names');
-note(sprintf('moved to A %.2f s after S stopped streaming; key %s', $moved // -1, key_text()));
+note(sprintf('moved to A %.2f s after S stopped streaming; key %s', $moved // -1, sync_key_text($etcd, $cluster)));
 is_deeply(\@order_bad, [], 'the key never listed S once synchronous_standby_names no longer named it');
 my $iS = autoha_node($S);
 ok($iS && !$iS->{is_leader}, 'S is still a running member (its worker answers)');
 ok(defined etcd_get($etcd, ckey($cluster, 'members', $sname)), "S's member key is still there");
 
-write_rows($n1, 101, 300, 'on, A sync, S stopped');
+write_rows($n1, 't200', \%acked, 101, 300, 'on, A sync, S stopped');
 my @kids1 = AutohaTest::kill9_node($n1);
 my $t_kill = now_s();
 
@@ -334,11 +199,10 @@ while (now_s() - $t_after < $TTL)
 is_deeply(\@bad, [], 'S was never promoted and never took the leader key');
 note('S decision_reason seen: ' . ($s_reason // ('none matching; last: ' . ($s_last ? ($s_last->{decision_reason} // '') : '?'))));
 is(etcd_get($etcd, $leader_key), $A->name, 'the leader key names A');
-has_all_acked($A, 30);
+has_all_acked($A, 't200', \%acked, 30);
 
 # resume everything
-kill 'CONT', $wr;
-@stopped = grep { $_ != $wr } @stopped;
+cont_pids($wr);
 ok(defined restart_killed_node($n1, \@kids1), 'node1 starts again');
 my $t_resume = now_s();
 $L = $A;
@@ -350,25 +214,25 @@ note(sprintf('both replicas streaming from A %.2f s after the resume', now_s() -
 $_->_update_pid(1) for @reps;
 my $s2 = wait_one_sync($L, 60, \@reps);
 check(defined $s2, 'the cluster settles with one synchronous standby again');
-note('sync key after the resume: ' . key_text());
-has_all_acked($_) for @reps;
+note('sync key after the resume: ' . sync_key_text($etcd, $cluster));
+has_all_acked($_, 't200', \%acked) for @reps;
 
 # ---------------------------------------------------------------- 3. synchronous_node_count = 2
 
-set_conf_all('autoha.synchronous_node_count' => 2);
+set_conf_all($nodes, 'autoha.synchronous_node_count' => 2);
 wait_show('autoha.synchronous_node_count', '2');
 my $want = join(',', sort map { $_->name } @reps);
 my ($ssn2, $list2);
 my $two = poll_until(
 	sub {
 		$ssn2  = ssn($L) // '';
-		$list2 = sync_list(sync_key()) // 'absent';
+		$list2 = sync_list(sync_key($etcd, $cluster)) // 'absent';
 		return 0 unless $ssn2 =~ /^ANY\s+2\s*\(\s*"(node\d+)"\s*,\s*"(node\d+)"\s*\)$/;
 		return join(',', sort ($1, $2)) eq $want && $list2 eq $want;
 	},
 	60, 'ANY 2 (...) and both replicas in the key');
 check(defined $two, "node_count 2: synchronous_standby_names is ANY 2 of both replicas and the key lists both");
-note("node_count 2: synchronous_standby_names [$ssn2], key " . key_text());
+note("node_count 2: synchronous_standby_names [$ssn2], key " . sync_key_text($etcd, $cluster));
 like($ssn2, qr/^ANY\s+2\s*\(\s*"node\d+"\s*,\s*"node\d+"\s*\)$/, 'its form is ANY 2 ("nodeX", "nodeY")');
 my $st_two = poll_until(
 	sub {
@@ -377,19 +241,20 @@ my $st_two = poll_until(
 	},
 	20, 'both sync in autoha_status()');
 ok(defined $st_two, "autoha_status(): both replicas are 'sync'");
-write_rows($L, 1001, 1050, 'on, node_count 2');
+write_rows($L, 't200', \%acked, 1001, 1050, 'on, node_count 2');
 
 # ---------------------------------------------------------------- 4. strict, both replicas killed
 
-set_conf_all('autoha.synchronous_node_count' => 1, 'autoha.synchronous_mode' => 'strict');
+set_conf_all($nodes, 'autoha.synchronous_node_count' => 1, 'autoha.synchronous_mode' => 'strict');
 wait_show('autoha.synchronous_mode', 'strict');
 wait_show('autoha.synchronous_node_count', '1');
 my $X = wait_one_sync($L, 60, \@reps);
 check(defined $X, 'strict, node_count 1: one synchronous standby');
 $X = $by_name{ $X // '' } // $reps[0];
 my ($Y) = grep { $_ != $X } @reps;
-note('strict: synchronous standby ' . $X->name . ', the other replica ' . $Y->name . '; key ' . key_text());
-write_rows($L, 2001, 2050, 'strict, all up');
+note('strict: synchronous standby ' . $X->name . ', the other replica ' . $Y->name
+	  . '; key ' . sync_key_text($etcd, $cluster));
+write_rows($L, 't200', \%acked, 2001, 2050, 'strict, all up');
 
 my @kidsX = AutohaTest::kill9_node($X);
 my @kidsY = AutohaTest::kill9_node($Y);
@@ -410,13 +275,14 @@ while (now_s() - $t_kill2 < $window)
 	my $s = ssn($L) // '?';
 	my $xn = $X->name;
 	push @bad, sprintf('%.1f s: synchronous_standby_names = [%s]', $tt, $s) unless $s eq "\"$xn\"" || $s eq '*';
-	my $l = sync_list(sync_key()) // 'absent';
+	my $l = sync_list(sync_key($etcd, $cluster)) // 'absent';
 	push @bad, sprintf('%.1f s: the key lists [%s]', $tt, $l) unless $l eq $xn;
 	usleep(300_000);
 }
 is_deeply(\@bad, [], "strict: with both replicas dead the commit waits ${window} s and " . $L->name . ' keeps leading, naming ' . $X->name . ' in the key and the setting')
   or dump_state('strict wait');
-note("strict, replicas dead: $polls polls; synchronous_standby_names " . (ssn($L) // '?') . ', key ' . key_text());
+note("strict, replicas dead: $polls polls; synchronous_standby_names " . (ssn($L) // '?')
+	  . ', key ' . sync_key_text($etcd, $cluster));
 ok(!bg_done($c), 'the commit is still waiting');
 
 my $t_startY = now_s();
@@ -424,8 +290,9 @@ ok(defined restart_killed_node($Y, \@kidsY), $Y->name . ' (not the synchronous s
 my $done = poll_until(sub { bg_done($c) }, 60, 'the waiting commit to return', 0.05);
 check(defined $done, 'strict: the waiting commit returned once ' . $Y->name . ' was back');
 note(sprintf('commit returned %.2f s after %s was started (it waited %.2f s in all); key %s, synchronous_standby_names %s',
-		($c->{t_end} // now_s()) - $t_startY, $Y->name, $c->{secs} // -1, key_text(), ssn($L) // '?'));
-my $key_at_commit = sync_list(sync_key()) // 'absent';
+		($c->{t_end} // now_s()) - $t_startY, $Y->name, $c->{secs} // -1, sync_key_text($etcd, $cluster),
+		ssn($L) // '?'));
+my $key_at_commit = sync_list(sync_key($etcd, $cluster)) // 'absent';
 unlike($key_at_commit, qr/\b\Q${\ $X->name}\E\b/,
 	'when the commit returned the key no longer listed the dead ' . $X->name . " (it lists [$key_at_commit])");
 is($c->{rc}, 0, 'it succeeded') or diag('psql stderr: ' . ($c->{err} // ''));
@@ -438,7 +305,7 @@ ok(defined wait_streaming($L, \@reps, 60), 'both replicas stream again');
 
 # ---------------------------------------------------------------- 5. off and on again, on reload
 
-set_conf_all('autoha.synchronous_mode' => 'off');
+set_conf_all($nodes, 'autoha.synchronous_mode' => 'off');
 my $t_off = now_s();
 wait_show('autoha.synchronous_mode', 'off');
 my $off = poll_until(sub { !defined etcd_get($etcd, $sync_key) && (ssn($L) // '?') eq '' }, 30,
@@ -450,14 +317,14 @@ my $t_w = now_s();
 is(sql($L, "INSERT INTO t200 (id, src) VALUES (4001, 'off') RETURNING id", timeout => 10), '4001', 'off: a commit returns');
 cmp_ok(now_s() - $t_w, '<', 5, 'at once');
 
-set_conf_all('autoha.synchronous_mode' => 'on');
+set_conf_all($nodes, 'autoha.synchronous_mode' => 'on');
 my $t_on = now_s();
 wait_show('autoha.synchronous_mode', 'on');
 my $s3 = wait_one_sync($L, 60, \@reps);
 check(defined $s3, 'on again: the sync key reappears with one standby, named in synchronous_standby_names');
-note(sprintf('on again: key %s %.2f s after the reload', key_text(), now_s() - $t_on));
-write_rows($L, 5001, 5010, 'on again');
-has_all_acked($_) for @$nodes;
+note(sprintf('on again: key %s %.2f s after the reload', sync_key_text($etcd, $cluster), now_s() - $t_on));
+write_rows($L, 't200', \%acked, 5001, 5010, 'on again');
+has_all_acked($_, 't200', \%acked) for @$nodes;
 
 is(scalar(@AutohaTest::several_leaders), 0, 'never saw two leaders');
 note(sprintf("200_sync_set total %.1f s", now_s() - $T0));
