@@ -121,7 +121,7 @@ status() {
 	local port out
 	for port in "${CLUSTER_PORTS[@]}"; do
 		if out=$(as_pg $BIN/psql -h 127.0.0.1 -p "$port" -d postgres -X -q -P footer=off -c \
-			"SELECT name, role, state, host || ':' || port AS address, timeline, lsn, lag_bytes FROM autoha_status() ORDER BY name" \
+			"SELECT name, role, state, host || ':' || port AS address, timeline, lsn, lag_bytes, sync_state FROM autoha_status() ORDER BY name" \
 			2>/dev/null); then
 			sed 's/^/   /' <<<"$out"
 			return 0
