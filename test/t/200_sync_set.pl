@@ -292,6 +292,12 @@ check(defined $done, 'strict: the waiting commit returned once ' . $Y->name . ' 
 note(sprintf('commit returned %.2f s after %s was started (it waited %.2f s in all); key %s, synchronous_standby_names %s',
 		($c->{t_end} // now_s()) - $t_startY, $Y->name, $c->{secs} // -1, sync_key_text($etcd, $cluster),
 		ssn($L) // '?'));
+# the leader makes the standbys reply once the new setting is in effect:
+# without that, a standby with nothing new to say replies only after
+# wal_receiver_status_interval (10 s), and the commit waits that long
+ok(defined $c->{t_end} && $c->{t_end} - $t_startY < 8,
+	'the commit returned within 8 s of ' . $Y->name . "'s start, not after a 10 s status interval")
+  or diag(sprintf('%.2f s', ($c->{t_end} // now_s()) - $t_startY));
 my $key_at_commit = sync_list(sync_key($etcd, $cluster)) // 'absent';
 unlike($key_at_commit, qr/\b\Q${\ $X->name}\E\b/,
 	'when the commit returned the key no longer listed the dead ' . $X->name . " (it lists [$key_at_commit])");
