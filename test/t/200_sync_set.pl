@@ -332,6 +332,31 @@ note(sprintf('on again: key %s %.2f s after the reload', sync_key_text($etcd, $c
 write_rows($L, 't200', \%acked, 5001, 5010, 'on again');
 has_all_acked($_, 't200', \%acked) for @$nodes;
 
+# ---------------------------------------------------------------- 6. an unreadable sync key
+
+# garbage in the key (a member that reads it reports it in last_error, and
+# no replica may be promoted on it): the leader rewrites it with its own
+# synchronous set within a loop or two
+my ($put_ok, undef, $put_err) = AutohaTest::etcdctl($etcd, 10, 'put', $sync_key, 'not json');
+ok($put_ok, 'garbage written to the sync key') or diag($put_err);
+my $seen_error;
+my $fixed = poll_until(
+	sub {
+		for my $r (@reps)
+		{
+			my $i = autoha_node($r);
+			$seen_error //= $i->{last_error}
+			  if $i && ($i->{last_error} // '') =~ /sync key is not/;
+		}
+		my $k = sync_key($etcd, $cluster);
+		return $k && ref $k eq 'HASH' && ($k->{leader} // '') eq $L->name && (sync_list($k) // '') ne '';
+	},
+	30, 'the leader to rewrite the sync key', 0.05);
+check(defined $fixed, 'the leader rewrote the unreadable sync key with its synchronous set');
+note('sync key after the rewrite: ' . sync_key_text($etcd, $cluster)
+	  . '; a replica reported: ' . ($seen_error // '(nothing: the rewrite came first)'));
+write_rows($L, 't200', \%acked, 6001, 6010, 'after the rewrite');
+
 is(scalar(@AutohaTest::several_leaders), 0, 'never saw two leaders');
 note(sprintf("200_sync_set total %.1f s", now_s() - $T0));
 done_testing();
