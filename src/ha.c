@@ -417,6 +417,14 @@ decide_leader(const ClusterView *view, const LocalState *local)
 		return d;
 	}
 
+	if (local->checkpoint_pending)
+	{
+		d.clear_request = false;
+		set_reason(&d, "this server holds the leader key; the switchover to \"%s\" starts once "
+				   "the checkpoint started for it has completed", target->name);
+		return d;
+	}
+
 	d = decision(HA_HANDOVER, target->name);
 	set_reason(&d, "switchover requested: handing the leader key over to \"%s\"", target->name);
 	return d;

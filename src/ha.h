@@ -173,6 +173,14 @@ typedef struct LocalState
 	 */
 	int64_t		handover_delay_ms;
 
+	/*
+	 * The checkpoint a leader starts when it sees a switchover request has
+	 * not completed yet.  It hands over only after it: a checkpoint that
+	 * completes after the final position has been published writes its
+	 * record past it, and the old leader would need pg_rewind to rejoin.
+	 */
+	bool		checkpoint_pending;
+
 	bool		use_pg_rewind;	/* autoha.use_pg_rewind */
 } LocalState;
 

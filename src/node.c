@@ -22,14 +22,18 @@
 #include "access/timeline.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #if PG_VERSION_NUM >= 150000
 #include "access/xlogrecovery.h"
 #endif
+#include "catalog/pg_control.h"
 #include "catalog/pg_type.h"
+#include "common/controldata_utils.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "postmaster/bgwriter.h"
 #include "postmaster/postmaster.h"
 #include "replication/slot.h"
 #include "replication/syncrep.h"
@@ -587,6 +591,75 @@ node_flush_position(void)
 #else
 	return GetFlushRecPtr();
 #endif
+}
+
+/*
+ * Flush everything inserted into WAL so far and return the flush position.
+ * A session the fence has just terminated inserts its abort record without
+ * flushing it (the WAL writer would, within wal_writer_delay): a switchover
+ * target must receive it before it takes over, or this server's WAL ends
+ * past the new timeline's start and it needs pg_rewind to rejoin.
+ */
+uint64
+node_flush_all(void)
+{
+	XLogRecPtr	insert = GetXLogInsertRecPtr();
+
+	/*
+	 * On a page that no record has reached yet, the insert position points
+	 * past the page header: flushing that far would ask for WAL nobody
+	 * generated.  Everything inserted ends at the page boundary.
+	 */
+	if (insert % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+		insert -= insert % XLOG_BLCKSZ;
+	XLogFlush(insert);
+	return node_flush_position();
+}
+
+/*
+ * Ask the checkpointer for an immediate checkpoint, without waiting for it:
+ * a spread checkpoint in progress finishes at full speed, then a new one
+ * runs.  Returns the WAL position that new checkpoint's redo point is at or
+ * past, for node_checkpoint_done().
+ */
+uint64
+node_request_checkpoint(void)
+{
+	XLogRecPtr	from = GetXLogInsertRecPtr();
+
+	RequestCheckpoint(CHECKPOINT_IMMEDIATE | CHECKPOINT_FORCE);
+	return from;
+}
+
+typedef struct RedoArgs
+{
+	uint64		redo;
+} RedoArgs;
+
+static void
+read_redo_in_transaction(void *arg)
+{
+	RedoArgs   *args = (RedoArgs *) arg;
+	ControlFileData *control;
+	bool		crc_ok;
+
+	control = get_controlfile(DataDir, &crc_ok);
+	/* a read racing the checkpointer's write fails the CRC: next poll */
+	args->redo = crc_ok ? control->checkPointCopy.redo : InvalidXLogRecPtr;
+	pfree(control);
+}
+
+/* Has a checkpoint whose redo point is at or past `from` completed? */
+bool
+node_checkpoint_done(uint64 from)
+{
+	RedoArgs	args = {InvalidXLogRecPtr};
+	char		errbuf[AUTOHA_ERROR_LEN];
+
+	if (!run_in_transaction(read_redo_in_transaction, &args, false,
+							errbuf, sizeof(errbuf)))
+		return false;
+	return args.redo >= from;
 }
 
 /*

@@ -64,6 +64,11 @@ extern int	node_terminate_client_sessions(int spare_pid, char *errbuf, size_t er
 extern bool node_replica_position(const char *name, uint64 *flush, uint64 *replay,
 								  char *errbuf, size_t errlen);
 extern uint64 node_flush_position(void);
+/* flush all WAL inserted so far; returns the flush position */
+extern uint64 node_flush_all(void);
+/* start an immediate checkpoint; node_checkpoint_done(its result) polls it */
+extern uint64 node_request_checkpoint(void);
+extern bool node_checkpoint_done(uint64 from);
 /* client sessions with a transaction id (they will write a commit or abort) */
 extern int	node_client_writers(char *errbuf, size_t errlen);
 extern bool node_prepare_standby(const MemberInfo *leader, char *errbuf, size_t errlen);

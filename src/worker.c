@@ -71,6 +71,8 @@
 #define HANDOVER_DRAIN_MS		200
 /* and at most this long for autoha_switchover() called here to return */
 #define HANDOVER_WAITER_MS		10000
+/* a leader hands over without its checkpoint once this long has passed */
+#define HANDOVER_CHECKPOINT_MS	20000
 /* after starting pg_autoha_rejoin, do not start it again for this long */
 #define REWIND_RETRY_S			600
 #define REWIND_ATTEMPT_FILE		"pg_autoha_rewind.attempt"
@@ -125,6 +127,16 @@ typedef struct WorkerState
 	/* the "failover" key: the revision of the request and when we saw it */
 	int64		request_revision;
 	int64		request_seen_us;
+
+	/*
+	 * The checkpoint a leader starts for a switchover request: for which
+	 * request (its revision), the position its redo point must reach, when
+	 * it was asked for, and whether it is still running.
+	 */
+	int64		checkpoint_revision;
+	uint64		checkpoint_from;
+	int64		checkpoint_asked_us;
+	bool		checkpoint_pending;
 
 	/* a history line still to be written after a promotion */
 	bool		history_pending;
@@ -1222,7 +1234,7 @@ act_handover(const ClusterView *view, const LocalState *local, const char *targe
 
 	for (;;)
 	{
-		flush = node_flush_position();
+		flush = node_flush_all();
 		if (!node_replica_position(target_name, &target_flush, &target_replay,
 								   errbuf, sizeof(errbuf)))
 		{
@@ -1248,7 +1260,7 @@ act_handover(const ClusterView *view, const LocalState *local, const char *targe
 		short_wait(2);
 	}
 
-	flush = node_flush_position();
+	flush = node_flush_all();
 	/*
 	 * Not marked as a shutdown: the target needs no wait for our stream to
 	 * end, it takes over as soon as it has received up to flush.  WAL we
@@ -1306,6 +1318,21 @@ act_handover(const ClusterView *view, const LocalState *local, const char *targe
 		while (request_waiter() != 0 &&
 			   fence_now_us() - drained < (int64) HANDOVER_WAITER_MS * 1000)
 			short_wait(10);
+
+		/*
+		 * Background work (a standby snapshot, autovacuum) may still have
+		 * written WAL after the final position.  Say so: if the target took
+		 * over before receiving it, this server has diverged and is rewound
+		 * after its restart, and the DBA should know why.
+		 */
+		if (node_flush_all() > flush)
+			ereport(LOG,
+					(errmsg("pg_autoha: switchover: %llu bytes of WAL were written after the final position %X/%X handed to \"%s\"",
+							(unsigned long long) (node_flush_position() - flush),
+							LSN_FORMAT_ARGS(flush), target_name),
+					 errdetail("Background work, not a client commit: the fence was up."),
+					 errhint("If \"%s\" took over before receiving it, this server is rewound with pg_rewind before it rejoins as a replica.",
+							 target_name)));
 	}
 	else
 	{
@@ -1571,6 +1598,53 @@ log_decision(const HaDecision *d)
 	strlcpy(ws.last_reason, d->reason, sizeof(ws.last_reason));
 }
 
+/*
+ * A switchover request asks this leader to hand over: checkpoint first,
+ * while writes still go on.  Without it, a spread checkpoint in progress
+ * (the one a promotion starts, typically) may complete between the moment
+ * we publish our final position and our restart: its record lands past the
+ * position the target took over at, and this server needs pg_rewind to
+ * rejoin.  After an immediate checkpoint, the next one is checkpoint_timeout
+ * away.  It also shortens the crash recovery of our restart as a replica.
+ * Returns true while that checkpoint is still running; after
+ * HANDOVER_CHECKPOINT_MS the handover goes ahead without it.
+ */
+static bool
+checkpoint_for_switchover(const ClusterView *view)
+{
+	int64		waited_ms;
+
+	if (view->failover.member[0] != '\0' &&
+		strcmp(view->failover.member, autoha_node_name) == 0)
+		return false;			/* the request names us: nothing to hand over */
+	if (ws.checkpoint_revision != view->failover.mod_revision)
+	{
+		ws.checkpoint_revision = view->failover.mod_revision;
+		ws.checkpoint_from = node_request_checkpoint();
+		ws.checkpoint_asked_us = fence_now_us();
+		ws.checkpoint_pending = true;
+	}
+	if (!ws.checkpoint_pending)
+		return false;
+	waited_ms = (fence_now_us() - ws.checkpoint_asked_us) / 1000;
+	if (node_checkpoint_done(ws.checkpoint_from))
+	{
+		ws.checkpoint_pending = false;
+		ereport(LOG,
+				(errmsg("pg_autoha: switchover: checkpoint done before handing over, in %lld ms",
+						(long long) waited_ms)));
+	}
+	else if (waited_ms >= HANDOVER_CHECKPOINT_MS)
+	{
+		ws.checkpoint_pending = false;
+		ereport(LOG,
+				(errmsg("pg_autoha: switchover: the checkpoint requested %lld ms ago has not completed; handing over without waiting for it",
+						(long long) waited_ms),
+				 errdetail("This server may need pg_rewind to rejoin as a replica if the checkpoint completes during the handover.")));
+	}
+	return ws.checkpoint_pending;
+}
+
 /* Returns how long to sleep before the next loop, in milliseconds. */
 static long
 ha_cycle(void)
@@ -1659,6 +1733,8 @@ ha_cycle(void)
 		(fence_now_us() - ws.request_seen_us) / 1000;
 	local.request_timeout_ms = REQUEST_TIMEOUT_MS;
 	local.handover_delay_ms = (int64) ws.loop_wait + 200;
+	local.checkpoint_pending = is_leader && view->failover.present &&
+		checkpoint_for_switchover(view);
 	node_followed_member(view, local.following, sizeof(local.following));
 
 	d = ha_decide(view, &local);
@@ -1696,6 +1772,9 @@ ha_cycle(void)
 	}
 	publish_cycle(view, &local, &d, is_leader);
 
+	/* the handover waits only for its checkpoint: start it as soon as done */
+	if (local.checkpoint_pending && d.action == HA_LEAD)
+		return Min(ws.loop_wait, TARGET_POLL_MS);
 	/* a switchover to us is imminent: notice the handover at once */
 	if (view->failover.present && !is_leader &&
 		strcmp(view->failover.member, local.name) == 0)

@@ -286,6 +286,21 @@ print_tap_failures() {
 		fi
 	done
 	echo "---------------- (all TAP logs, server and etcd logs: $TESTROOT/tmp_check/log/)"
+	# A digest last, where a shortened copy of this output still shows it:
+	# each failed check with its first diagnostic lines, and what the
+	# servers' workers warned about or logged as a rewind.
+	for t in $(sed -n 's#^\(test/t/[^ ]*\.pl\) .*(Wstat.*#\1#p' "$IC_LOG" | sort -u); do
+		f="$TESTROOT/tmp_check/log/regress_log_$(basename "$t" .pl)"
+		[ -f "$f" ] || continue
+		echo "---------------- digest of $t: failed checks"
+		sed -E 's/^\[[^]]*\]\([^)]*\) //' "$f" |
+			awk '/^not ok/ { n = 4; print; next } /^ *$/ { next } n > 0 && /^#/ { n--; print; next } { n = 0 }' |
+			cut -c1-300 | head -n 40
+		echo "---------------- digest of $t: worker warnings and rewinds"
+		cat "$TESTROOT"/tmp_check/log/"$(basename "$t" .pl)"_*.log 2>/dev/null |
+			grep -E 'WARNING:  pg_autoha|pg_autoha: (rewind|switchover: [0-9]+ bytes)|cancelled the switchover' |
+			cut -c1-300 | tail -n 15
+	done
 }
 
 : >"$IC_LOG"

@@ -165,6 +165,7 @@ typedef struct LocalSpec
 	int64_t		request_age_ms;
 	int64_t		request_timeout_ms;
 	int64_t		handover_delay_ms;
+	bool		checkpoint_pending;
 	bool		use_pg_rewind;
 } LocalSpec;
 
@@ -233,7 +234,7 @@ typedef struct HaCase
 /*
  * Local states (used inside braces; a row may add the fields a macro leaves
  * out: .is_leader, .streaming, .nofailover, .last_leader_lsn,
- * .receive_timeline, .request_age_ms, .use_pg_rewind).
+ * .receive_timeline, .request_age_ms, .checkpoint_pending, .use_pg_rewind).
  */
 #define COMMON(n, tl) \
 	.name = (n), .sysid = SYSID, .timeline = (tl), .priority = PRIO, \
@@ -384,6 +385,27 @@ static const HaCase cases[] = {
 		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
 		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY - 1},
 		HA_LEAD, "pg1", "starts once it has seen the request"
+	},
+	{
+		"switchover seen for handover_delay, its checkpoint still running: lead, keep the request",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg2"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY, .checkpoint_pending = true},
+		HA_LEAD, "pg1", "once the checkpoint started for it has completed"
+	},
+	{
+		"switchover with no target, its checkpoint still running: lead, keep the request",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", NULL),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY, .checkpoint_pending = true},
+		HA_LEAD, "pg1", "the switchover to \"pg2\" starts once the checkpoint"
+	},
+	{
+		"switchover to a non-member while a checkpoint runs: cancelled at once",
+		{LEADER("pg1", OUR_LEASE), SWITCHOVER("pg1", "pg9"),
+		.members = {M("pg1", 1, LSN, LIVE), M("pg2", 1, LSN, LIVE)}},
+		{LEADING("pg1", 1, LSN), .request_age_ms = HANDOVER_DELAY, .checkpoint_pending = true},
+		HA_LEAD, "pg1", "is not a member of the cluster", CLEARS
 	},
 	{
 		"switchover to a replica exactly maximum_lag behind: hand over",
@@ -1634,6 +1656,7 @@ build_local(const LocalSpec *spec, LocalState *local)
 	local->request_age_ms = spec->request_age_ms;
 	local->request_timeout_ms = spec->request_timeout_ms;
 	local->handover_delay_ms = spec->handover_delay_ms;
+	local->checkpoint_pending = spec->checkpoint_pending;
 	local->use_pg_rewind = spec->use_pg_rewind;
 }
 
