@@ -160,22 +160,27 @@ my $wr3 = sql($n3, 'SELECT pid FROM pg_stat_wal_receiver');
 ok($wr3, 'node3 has a WAL receiver');
 kill 'STOP', $wr3;
 sql_ok($n1, 'CREATE TABLE t130_c AS SELECT g AS id FROM generate_series(1, 20000) g');
+my $end_c = lsn_int(sql($n1, 'SELECT pg_current_wal_lsn()'));
 $n1->wait_for_catchup($n2);
+# Each member publishes its position once per loop, so right after the
+# catch-up etcd may still show node2 where it was before the new rows, and
+# node3 (which publishes what it received before it was stopped) ahead of
+# it: wait until node2 has published the position after the new rows.
 ok(defined poll_until(
 		sub {
 			my %st = map { $_->{name} => $_ } @{ autoha_status($n1) || [] };
-			# ahead, not merely different: node2 publishes its position
-			# once per loop, so right after the catch-up etcd may still
-			# show it behind node3
-			return $st{node2} && $st{node3} && lsn_int($st{node2}{lsn}) > lsn_int($st{node3}{lsn});
+			return $st{node2} && $st{node3} && lsn_int($st{node2}{lsn}) >= $end_c
+			  && lsn_int($st{node2}{lsn}) > lsn_int($st{node3}{lsn});
 		},
-		30, 'node2 to publish a position ahead of node3'),
+		30, 'node2 to publish its position after the new rows'),
 	'node2 is ahead of node3 in etcd');
 my $off3 = -s $n1->logfile;
 # called on the leader itself: its session is spared by the fence, and the
 # leader restarts only once the call has returned
+my $before = etcd_dump($etcd, $cluster);
 my $r = sql($n1, 'SELECT autoha_switchover()', timeout => 90);
 kill 'CONT', $wr3;
+diag("etcd just before the call:\n$before") unless ($r // '') eq 'node2';
 is($r, 'node2', 'autoha_switchover() on the leader picks the most advanced replica, node2, and returns it');
 check_rejoined($n1, $n2, $off3);
 is(sql($n2, 'SELECT count(*) FROM t130_c'), '20000', 'node2 has every row');
