@@ -606,11 +606,15 @@ node_flush_all(void)
 	XLogRecPtr	insert = GetXLogInsertRecPtr();
 
 	/*
-	 * On a page that no record has reached yet, the insert position points
-	 * past the page header: flushing that far would ask for WAL nobody
-	 * generated.  Everything inserted ends at the page boundary.
+	 * On a page that nothing has reached yet, the insert position points
+	 * just past the page header: flushing that far would ask for WAL nobody
+	 * generated.  Everything inserted then ends at the page boundary.  (Any
+	 * byte on the page, the tail of a record from the page before included,
+	 * puts the position further.)
 	 */
-	if (insert % XLOG_BLCKSZ <= SizeOfXLogLongPHD)
+	if (XLogSegmentOffset(insert, wal_segment_size) == SizeOfXLogLongPHD ||
+		(XLogSegmentOffset(insert, wal_segment_size) > XLOG_BLCKSZ &&
+		 insert % XLOG_BLCKSZ == SizeOfXLogShortPHD))
 		insert -= insert % XLOG_BLCKSZ;
 	XLogFlush(insert);
 	return node_flush_position();
