@@ -36,7 +36,7 @@ our @EXPORT = qw(
   start_etcd etcd_get etcd_get_prefix etcd_dump ckey
   autoha_conf make_cluster new_replica
   sql sql_ok autoha_node autoha_status in_recovery
-  find_leader wait_for_leader wait_for_members wait_streaming
+  find_leader wait_for_leader wait_for_members wait_streaming wait_following
   kill9_node restart_killed_node poll_until now_s lsn_int cluster_name_for_test
   first_write alive set_conf_all
   sync_key sync_key_text sync_names sync_list ssn dump_sync_state
@@ -562,6 +562,54 @@ sub wait_streaming
 			  . (sql($leader, 'SELECT r.application_name, r.state, r.client_addr, r.sync_state, s.slot_name FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid') // '?'));
 	}
 	return $secs;
+}
+
+# Wait until every replica in @$replicas really follows $leader: in recovery,
+# its WAL receiver streams the leader's current timeline, it has replayed
+# what the leader had written when the wait began, and the leader sees it
+# streaming through its slot.  (A replica whose WAL went past the fork point
+# connects and "streams" its old timeline for a moment before it is rewound:
+# that must not count.)  Returns seconds or undef.
+sub wait_following
+{
+	my ($leader, $replicas, $timeout) = @_;
+	my $t0 = now_s();
+	my ($target, $tli, %seen);
+	my $secs = poll_until(
+		sub {
+			if (!defined $target)
+			{
+				my $r = sql($leader,
+					"SELECT pg_current_wal_lsn() || ' ' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)",
+					timeout => 5) // '';
+				return 0 unless $r =~ m{^([0-9A-F]+/[0-9A-F]+) ([0-9A-F]{8})$};
+				($target, $tli) = ($1, hex($2));
+			}
+			my $all = 1;
+			foreach my $n (@$replicas)
+			{
+				my $r = sql($n,
+					"SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= '$target', "
+					  . "(SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming')",
+					timeout => 5);
+				$seen{ $n->name } = $r // 'unreachable';
+				$all = 0 unless defined $r && $r eq "t|t|$tli";
+			}
+			return $all;
+		},
+		$timeout,
+		'replicas ' . join(',', map { $_->name } @$replicas) . ' to follow ' . $leader->name . ' on its timeline',
+		0.2);
+	if (!defined $secs)
+	{
+		diag(sprintf('leader %s at %s on timeline %s; replicas (in recovery | replayed it | receiver timeline): %s',
+				$leader->name, $target // '?', $tli // '?',
+				join('; ', map { "$_: $seen{$_}" } sort keys %seen)));
+		return undef;
+	}
+	my $left = $timeout - (now_s() - $t0);
+	return undef unless defined wait_streaming($leader, $replicas, $left > 10 ? $left : 10);
+	return now_s() - $t0;
 }
 
 # Direct children of a PID, from /proc.

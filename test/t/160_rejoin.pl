@@ -91,8 +91,11 @@ note(sprintf('node1 in recovery %.2f s after pg_ctl start returned', $rejoined /
 is_deeply(\@acked, [], 'node1 acknowledged no write while it rejoined')
   or diag(scalar(@acked) . " writes acknowledged, first: $acked[0]");
 
-my $stream = wait_streaming($new, [ $other, $n1 ], 60);
+# (wait_following: before its rewind node1 streams its old timeline for a
+# moment, which must not count)
+my $stream = wait_following($new, [ $other, $n1 ], 90);
 ok(defined $stream, 'node1 streams from ' . $new->name . ' through its slot');
+$n1->_update_pid(1);	# pg_autoha_rejoin restarted it
 note(sprintf('node1 streaming %.2f s after its start', now_s() - $t_start));
 ok(defined poll_until(sub { (sql($n1, 'SELECT count(*) FROM t160 WHERE id = 5000') // '') eq '1' }, 30,
 		'the new leader\'s row on node1'),

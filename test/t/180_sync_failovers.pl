@@ -187,54 +187,6 @@ sub refresh_pid
 	return 1;
 }
 
-# Wait until every replica in @$replicas really follows $leader: in recovery,
-# its WAL receiver streams the leader's current timeline, it has replayed
-# what the leader had written when the wait began, and the leader sees it
-# streaming through its slot.  (A replica whose WAL went past the fork point
-# connects and "streams" its old timeline for a moment before it is rewound:
-# that must not count.)  Returns seconds or undef.
-sub wait_following
-{
-	my ($leader, $replicas, $timeout) = @_;
-	my $t0 = now_s();
-	my ($target, $tli, %seen);
-	my $secs = poll_until(
-		sub {
-			if (!defined $target)
-			{
-				my $r = sql($leader,
-					"SELECT pg_current_wal_lsn() || ' ' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)",
-					timeout => 5) // '';
-				return 0 unless $r =~ m{^([0-9A-F]+/[0-9A-F]+) ([0-9A-F]{8})$};
-				($target, $tli) = ($1, hex($2));
-			}
-			my $all = 1;
-			foreach my $n (@$replicas)
-			{
-				my $r = sql($n,
-					"SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= '$target', "
-					  . "(SELECT received_tli FROM pg_stat_wal_receiver WHERE status = 'streaming')",
-					timeout => 5);
-				$seen{ $n->name } = $r // 'unreachable';
-				$all = 0 unless defined $r && $r eq "t|t|$tli";
-			}
-			return $all;
-		},
-		$timeout,
-		'replicas ' . join(',', map { $_->name } @$replicas) . ' to follow ' . $leader->name . ' on its timeline',
-		0.2);
-	if (!defined $secs)
-	{
-		diag(sprintf('leader %s at %s on timeline %s; replicas (in recovery | replayed it | receiver timeline): %s',
-				$leader->name, $target // '?', $tli // '?',
-				join('; ', map { "$_: $seen{$_}" } sort keys %seen)));
-		return undef;
-	}
-	my $left = $timeout - (now_s() - $t0);
-	return undef unless defined wait_streaming($leader, $replicas, $left > 10 ? $left : 10);
-	return now_s() - $t0;
-}
-
 my $t_drill0;
 sub drill_time { return defined $t_drill0 ? now_s() - $t_drill0 : 0; }
 

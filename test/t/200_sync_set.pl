@@ -207,7 +207,7 @@ ok(defined restart_killed_node($n1, \@kids1), 'node1 starts again');
 my $t_resume = now_s();
 $L = $A;
 my @reps = grep { $_ != $L } @$nodes;
-ok(defined wait_streaming($L, \@reps, 120), 'S and node1 stream from A')
+ok(defined wait_following($L, \@reps, 120), 'S and node1 stream from A')
   or dump_state('resume');
 note(sprintf('both replicas streaming from A %.2f s after the resume', now_s() - $t_resume));
 # node1 may have been rewound and restarted by pg_autoha_rejoin: a new postmaster

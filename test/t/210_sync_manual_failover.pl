@@ -80,8 +80,11 @@ ok(defined sql($n2, "INSERT INTO t210 VALUES (1000, 'after the failover')"), 'no
 
 # node1 comes back as node2's replica (its lone writes diverged: rewound)
 ok(defined restart_killed_node($n1, \@kids1), 'node1 starts again');
-ok(defined wait_streaming($n2, [$n1], 120), 'node1 streams from node2')
+# (wait_following, not wait_streaming: before its rewind node1 streams its
+# old timeline for a moment)
+ok(defined wait_following($n2, [$n1], 120), 'node1 streams from node2')
   or dump_state('node1 did not rejoin');
+$n1->_update_pid(1);	# pg_autoha_rejoin restarted it
 is(in_recovery($n1), 1, 'node1 is a replica');
 is(sql($n2, "SELECT count(*) FROM t210 WHERE src = 'synchronous'"), '100',
 	'every write acknowledged while node2 was synchronous is on node2');
