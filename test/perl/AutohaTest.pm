@@ -37,7 +37,7 @@ our @EXPORT = qw(
   autoha_conf make_cluster new_replica
   sql sql_ok autoha_node autoha_status in_recovery
   find_leader wait_for_leader wait_for_members wait_streaming wait_following
-  kill9_node restart_killed_node poll_until now_s lsn_int cluster_name_for_test
+  kill9_node kill9_nodes restart_killed_node poll_until now_s lsn_int cluster_name_for_test
   first_write alive set_conf_all
   sync_key sync_key_text sync_names sync_list ssn dump_sync_state
   write_rows has_all_acked bg_psql bg_done
@@ -659,6 +659,32 @@ sub kill9_node
 	push @orphans, @kids;
 	poll_until(sub { !_pid_alive($pid) }, 10, "postmaster $pid to die", 0.05);
 	return @kids;
+}
+
+# kill -9 several nodes at the same instant: one kill() call for all their
+# postmasters.  Killing them one after the other leaves the survivors a
+# window (kill9_node waits for each postmaster to die) in which the leader
+# sees one node gone and the other still streaming, and reacts to that
+# instead of to all of them gone.  Returns one arrayref of children per node.
+sub kill9_nodes
+{
+	my (@nodes) = @_;
+	my @pids;
+	my @kids_per_node;
+	for my $node (@nodes)
+	{
+		my $pid = $node->{_pid};
+		croak "node " . $node->name . " is not running" unless defined $pid;
+		my @kids = _children($pid);
+		note("kill -9 of " . $node->name . " postmaster $pid (children: @kids)");
+		push @pids,          $pid;
+		push @kids_per_node, \@kids;
+		push @orphans,       @kids;
+	}
+	kill('KILL', @pids);
+	$_->{_pid} = undef for @nodes;
+	poll_until(sub { !grep { _pid_alive($_) } @pids }, 10, "postmasters @pids to die", 0.05);
+	return @kids_per_node;
 }
 
 # Start again a node whose postmaster was killed with kill9_node.  Its

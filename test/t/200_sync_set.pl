@@ -256,8 +256,10 @@ note('strict: synchronous standby ' . $X->name . ', the other replica ' . $Y->na
 	  . '; key ' . sync_key_text($etcd, $cluster));
 write_rows($L, 't200', \%acked, 2001, 2050, 'strict, all up');
 
-my @kidsX = AutohaTest::kill9_node($X);
-my @kidsY = AutohaTest::kill9_node($Y);
+# both at once: with X gone and Y still streaming, strict rightly moves to Y
+my ($kx, $ky) = AutohaTest::kill9_nodes($X, $Y);
+my @kidsX = @$kx;
+my @kidsY = @$ky;
 my $t_kill2 = now_s();
 ok(defined AutohaTest::wait_pids_gone([ @kidsX, @kidsY ], 30), "both replicas' processes exited");
 my $c = bg_psql($L, "INSERT INTO t200 (id, src) VALUES (3001, 'strict, replicas dead') RETURNING id");
