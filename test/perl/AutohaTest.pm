@@ -644,28 +644,15 @@ sub _pid_alive
 	return 1;
 }
 
-# kill -9 a node's postmaster (Cluster.pm's kill9, which forgets the PID so
-# that teardown leaves it alone).  Returns the PIDs of the postmaster's
-# children at the time of the kill; they must exit on their own (postmaster
-# death); any still alive at the end of the test are reported and killed.
-sub kill9_node
-{
-	my ($node) = @_;
-	my $pid = $node->{_pid};
-	croak "node " . $node->name . " is not running" unless defined $pid;
-	my @kids = _children($pid);
-	note("kill -9 of " . $node->name . " postmaster $pid (children: @kids)");
-	$node->kill9;
-	push @orphans, @kids;
-	poll_until(sub { !_pid_alive($pid) }, 10, "postmaster $pid to die", 0.05);
-	return @kids;
-}
-
 # kill -9 several nodes at the same instant: one kill() call for all their
-# postmasters.  Killing them one after the other leaves the survivors a
-# window (kill9_node waits for each postmaster to die) in which the leader
-# sees one node gone and the other still streaming, and reacts to that
-# instead of to all of them gone.  Returns one arrayref of children per node.
+# postmasters.  Killing them one after the other would leave the survivors a
+# window (each postmaster is waited for) in which the leader sees one node
+# gone and another still streaming, and reacts to that instead of to all of
+# them gone.  Like Cluster.pm's kill9, it forgets the PIDs so that teardown
+# leaves them alone.  Returns one arrayref per node of the PIDs of its
+# postmaster's children at the time of the kill; they must exit on their own
+# (postmaster death); any still alive at the end of the test are reported
+# and killed.
 sub kill9_nodes
 {
 	my (@nodes) = @_;
@@ -683,8 +670,16 @@ sub kill9_nodes
 	}
 	kill('KILL', @pids);
 	$_->{_pid} = undef for @nodes;
-	poll_until(sub { !grep { _pid_alive($_) } @pids }, 10, "postmasters @pids to die", 0.05);
+	poll_until(sub { !grep { _pid_alive($_) } @pids }, 10, "postmaster(s) @pids to die", 0.05);
 	return @kids_per_node;
+}
+
+# kill -9 one node: returns the PIDs of its postmaster's children
+sub kill9_node
+{
+	my ($node) = @_;
+	my ($kids) = kill9_nodes($node);
+	return @$kids;
 }
 
 # Start again a node whose postmaster was killed with kill9_node.  Its
